@@ -1,0 +1,117 @@
+"""Where MLflow tracks and registers for a workspace, and the wiring that points MLflow there.
+
+Embedded default: ``sqlite:///<root>/mlflow.db`` with artifacts in ``<root>/mlartifacts``.
+Scale-out: any tracking server (``http://...``) by settings or environment; precedence is
+``LAKELOOM_TRACKING_URI`` > ``MLFLOW_TRACKING_URI`` > ``lakeloom.toml`` > the default.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lakeloom.errors import TrackingError
+from lakeloom.lakehouse.storage import Storage
+from lakeloom.settings import Settings
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+__all__ = ["TrackingConfig", "activate", "client", "ensure_experiment", "tracking_config"]
+
+# MLflow's own variable for the artifact root of stores it creates in-process: setting it
+# makes a user's plain ``mlflow.create_experiment`` put artifacts in the workspace too.
+_ARTIFACT_ROOT_ENV = "_MLFLOW_SERVER_ARTIFACT_ROOT"
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    """Resolved MLflow locations of a workspace."""
+
+    tracking_uri: str
+    registry_uri: str
+    #: Artifact root for new experiments; None lets a tracking server decide.
+    artifact_root: str | None
+
+    @property
+    def embedded(self) -> bool:
+        """True for the sqlite store inside the workspace."""
+        return self.tracking_uri.startswith("sqlite:")
+
+
+def _local_cache(storage: Storage) -> Path:
+    digest = hashlib.sha256(storage.root.encode()).hexdigest()[:16]
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return base / "lakeloom" / digest
+
+
+def tracking_config(settings: Settings, storage: Storage) -> TrackingConfig:
+    """Resolve the tracking and registry URIs and the artifact root from settings."""
+    if settings.tracking_uri:
+        tracking = settings.tracking_uri
+        artifacts = settings.artifact_location or None
+        if tracking.startswith("sqlite:") and artifacts is None:
+            artifacts = storage.uri("mlartifacts")
+    else:
+        # sqlite cannot live on an object store: keep it in a local cache for remote roots.
+        folder = Path(storage.uri()) if storage.is_local else _local_cache(storage)
+        folder.mkdir(parents=True, exist_ok=True)
+        tracking = f"sqlite:///{(folder / 'mlflow.db').resolve()}"
+        artifacts = settings.artifact_location or (
+            str((folder / "mlartifacts").resolve())
+            if storage.is_local
+            else storage.uri("mlartifacts")
+        )
+    return TrackingConfig(
+        tracking_uri=tracking,
+        registry_uri=settings.registry_uri or tracking,
+        artifact_root=artifacts,
+    )
+
+
+def activate(config: TrackingConfig) -> None:
+    """Point the process-wide MLflow URIs at ``config`` (the last workspace opened wins)."""
+    import mlflow
+
+    mlflow.set_tracking_uri(config.tracking_uri)
+    mlflow.set_registry_uri(config.registry_uri)
+    if config.artifact_root and config.embedded:
+        os.environ[_ARTIFACT_ROOT_ENV] = config.artifact_root
+
+
+def client(config: TrackingConfig) -> MlflowClient:
+    """An ``MlflowClient`` bound to ``config`` (lakeloom's own calls never use globals)."""
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=config.tracking_uri, registry_uri=config.registry_uri)
+
+
+def ensure_experiment(config: TrackingConfig, name: str) -> str:
+    """The id of experiment ``name``, created (with its artifacts in the workspace) if missing."""
+    from mlflow.exceptions import MlflowException
+
+    if not name or not name.strip():
+        raise TrackingError("experiment name must not be empty")
+    c = client(config)
+    try:
+        found = c.get_experiment_by_name(name)
+        if found is not None:
+            if found.lifecycle_stage == "deleted":
+                c.restore_experiment(found.experiment_id)
+            return str(found.experiment_id)
+        location = None
+        if config.artifact_root:
+            location = config.artifact_root.rstrip("/") + "/" + _slug(name)
+        return str(c.create_experiment(name, artifact_location=location))
+    except MlflowException as exc:
+        raise TrackingError(
+            f"cannot use experiment {name!r} at {config.tracking_uri}: {exc.message}"
+        ) from None
+
+
+def _slug(name: str) -> str:
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name.strip())
+    return safe[:64] + "-" + hashlib.sha1(name.encode()).hexdigest()[:8]

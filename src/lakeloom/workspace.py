@@ -1,0 +1,160 @@
+"""The SDK's single entry point: :meth:`Workspace.open` wires the layers below, lazily.
+
+>>> ws = Workspace.open("./my-workspace")          # doctest: +SKIP
+>>> ws.tables.write("raw.customers", df)             # doctest: +SKIP
+>>> ws.sql("select count(*) from raw.customers")     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lakeloom.engines.base import Engine, Frame
+from lakeloom.engines.factory import create_engine
+from lakeloom.errors import SettingsError
+from lakeloom.lakehouse.storage import Storage
+from lakeloom.lakehouse.tables import Tables
+from lakeloom.settings import SETTINGS_FILE, Settings, default_settings_toml, parse_settings
+from lakeloom.tracking.store import TrackingConfig, activate, tracking_config
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+__all__ = ["Workspace"]
+
+_FOLDERS = ("Tables", "Files")
+
+
+def _normalise_root(root: str | os.PathLike[str] | None) -> str:
+    if root is None:
+        root = os.environ.get("LAKELOOM_WORKSPACE") or "."
+    text = os.fspath(root)
+    if "://" in text and not text.startswith("file://"):
+        return text.rstrip("/")
+    if text.startswith("file://"):
+        text = text[len("file://") :]
+    return str(Path(text).expanduser().resolve())
+
+
+def _storage_options(root: str, settings_text: str | None, path: str) -> dict[str, str]:
+    if not settings_text:
+        return {}
+    import tomllib
+
+    try:
+        data = tomllib.loads(settings_text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{path} is not valid TOML: {exc}") from None
+    storage = data.get("storage", {})
+    return {str(k): str(v) for k, v in storage.items()} if isinstance(storage, dict) else {}
+
+
+class Workspace:
+    """One root (a folder or an object-store URI) with its tables, files, and MLflow store."""
+
+    def __init__(self, root: str, settings: Settings, storage: Storage) -> None:
+        self.root = root
+        self.settings = settings
+        self.storage = storage
+        self.tracking: TrackingConfig = tracking_config(settings, storage)
+        activate(self.tracking)
+
+    # -- opening -----------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls,
+        root: str | os.PathLike[str] | None = None,
+        *,
+        engine: str | None = None,
+        storage_options: dict[str, str] | None = None,
+        create: bool = True,
+    ) -> Workspace:
+        """Open the workspace at ``root`` (default ``$LAKELOOM_WORKSPACE``, else ``.``).
+
+        Settings come from ``<root>/lakeloom.toml`` (defaults when absent), overridden by
+        ``LAKELOOM_*`` variables and then by ``engine``. Opening points MLflow's process-wide
+        tracking and registry URIs at the workspace.
+        """
+        uri = _normalise_root(root)
+        probe = Storage(uri, storage_options or {})
+        settings_path = probe.uri(SETTINGS_FILE)
+        text = probe.read_text(SETTINGS_FILE)
+        options = {**_storage_options(uri, text, settings_path), **(storage_options or {})}
+        storage = Storage(uri, options)
+        import tomllib
+
+        data = tomllib.loads(text) if text else {}
+        settings = parse_settings(data, settings_path if text else "defaults")
+        if engine is not None:
+            from lakeloom.settings import with_overrides
+
+            settings = with_overrides(settings, engine=engine)
+        if storage.is_local:
+            if not create and not Path(uri).is_dir():
+                raise SettingsError(f"workspace folder {uri} does not exist; run lakeloom init")
+            for folder in _FOLDERS:
+                Path(uri, folder).mkdir(parents=True, exist_ok=True)
+        return cls(uri, settings, storage)
+
+    @classmethod
+    def init(
+        cls,
+        root: str | os.PathLike[str] | None = None,
+        *,
+        storage_options: dict[str, str] | None = None,
+    ) -> Workspace:
+        """Create a workspace: ``lakeloom.toml`` with every setting documented, and folders.
+
+        An existing ``lakeloom.toml`` is kept as it is.
+        """
+        uri = _normalise_root(root)
+        storage = Storage(uri, storage_options or {})
+        if storage.read_text(SETTINGS_FILE) is None:
+            storage.write_text(default_settings_toml(), SETTINGS_FILE)
+        return cls.open(uri, storage_options=storage_options)
+
+    # -- parts -------------------------------------------------------------------------
+    @cached_property
+    def engine(self) -> Engine:
+        """The compute engine the settings name (created on first use)."""
+        return create_engine(self.settings)
+
+    @cached_property
+    def tables(self) -> Tables:
+        """Lakehouse tables (Delta) under ``Tables/``."""
+        return Tables(self.storage, self.engine)
+
+    @property
+    def files_dir(self) -> str:
+        """Where raw files live (``Files/``)."""
+        return self.storage.uri("Files")
+
+    @property
+    def mlflow_client(self) -> MlflowClient:
+        """An ``MlflowClient`` bound to this workspace's store."""
+        from lakeloom.tracking.store import client
+
+        return client(self.tracking)
+
+    def sql(self, query: str) -> Frame:
+        """SQL over the lakehouse; ``schema.table`` names resolve to Delta tables."""
+        return self.tables.sql(query)
+
+    def close(self) -> None:
+        """Release the engine (stops a Spark session this workspace started)."""
+        engine = self.__dict__.pop("engine", None)
+        self.__dict__.pop("tables", None)
+        if engine is not None:
+            engine.close()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Workspace({self.root!r}, engine={self.settings.engine!r})"
