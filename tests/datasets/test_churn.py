@@ -181,6 +181,23 @@ def test_churners_fade_and_stop(data: ChurnData) -> None:
     assert freq90[churned].mean() < 0.7 * freq90[~churned].mean()
 
 
+def test_orders_consistent_for_many_customers() -> None:
+    """Enough customers to need many id bits in the internal packed sort key."""
+    n = 150_000
+    data = generate_churn(n, seed=5)
+    orders = data.orders
+    assert 15 <= orders.num_rows / n <= 25
+    ids = _ints(orders["customer_id"])
+    assert ids.min() >= 1
+    assert ids.max() <= n
+    t = _ints(orders["order_date"])
+    assert np.all(np.diff(t) >= 0)
+    assert t.max() < _epoch_us(AS_OF)
+    assert t.min() >= _epoch_us(AS_OF) - 730 * US_PER_DAY
+    signup_day = _ints(data.customers["signup_date"].cast(pa.int32())).astype(np.int64)
+    assert np.all(t >= signup_day[ids - 1] * US_PER_DAY)
+
+
 def test_custom_as_of_and_tiny_sizes() -> None:
     as_of = datetime.date(2020, 6, 15)
     data = generate_churn(1, seed=0, as_of=as_of)

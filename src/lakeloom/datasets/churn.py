@@ -40,7 +40,9 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
-_US_PER_DAY = 86_400_000_000
+_S_PER_DAY = 86_400
+_US_PER_S = 1_000_000
+_US_PER_DAY = _S_PER_DAY * _US_PER_S
 _EPOCH = datetime.date(1970, 1, 1)
 _MAX_CUSTOMERS = 100_000_000
 
@@ -320,16 +322,16 @@ def _draw_orders_and_churn(
 ) -> tuple[pa.Table, BoolArray]:
     """Draw the orders and the churn outcome; return the orders table and ``churned``.
 
-    Order times are handled as int64 microseconds relative to ``base`` (the earliest possible
-    order time). To sort the orders chronologically cheaply, each order is packed into one
-    int64 key ``(relative time << cust_bits) | customer index`` and the keys are sorted with
-    the (SIMD) value sort, which is much faster than an argsort on 20M rows.
+    Order times are whole seconds (int64) relative to ``base_day``, the earliest possible
+    order day. To sort the orders chronologically cheaply, each order is packed into one
+    int64 key ``(relative time << cust_bits) | customer index`` (at most 26 + 27 bits) and the
+    keys are sorted with the (SIMD) value sort, much faster than an argsort on 20M rows.
     """
     n = int(c.z.shape[0])
     base_day = as_of_day - _ORDER_WINDOW_DAYS
     window_start_day = np.maximum(c.signup_day, base_day)
     span_days = (as_of_day - window_start_day).astype(np.float64)
-    label_rel = (label_day - base_day) * _US_PER_DAY  # label time relative to base, in us
+    label_rel = (label_day - base_day) * _S_PER_DAY  # label time relative to base, seconds
 
     # Fading: high-propensity customers' order intensity decays from fade_day onwards.
     fades = rng.random(n) < _sigmoid(2.4 * c.z - 1.5)
@@ -346,31 +348,33 @@ def _draw_orders_and_churn(
     del decayed, exposure, rate
 
     cust = np.repeat(np.arange(n, dtype=np.int64), counts)
-    offset_us = (window_start_day - base_day) * _US_PER_DAY
-    span_us = (span_days * _US_PER_DAY).astype(np.int64)
+    # Order times in whole seconds relative to base.
+    offset_s = (window_start_day - base_day) * _S_PER_DAY
+    span_s = (span_days * _S_PER_DAY).astype(np.int64)
     t_rel = rng.random(int(cust.shape[0]))
-    t_rel *= span_us[cust]
-    t_rel_us = offset_us[cust] + t_rel.astype(np.int64)
+    t_rel *= span_s[cust]
+    t_rel_s = offset_s[cust] + t_rel.astype(np.int64)
     del t_rel
 
     # Thinning for the fade (only orders of fading customers can be dropped).
     (cand,) = np.nonzero(fades[cust])
     cc = cust[cand]
-    since_fade = t_rel_us[cand] / _US_PER_DAY - (fade_day - base_day)[cc]
+    since_fade = t_rel_s[cand] / _S_PER_DAY - (fade_day - base_day)[cc]
     drop = rng.random(int(cand.shape[0])) >= np.exp(-np.maximum(since_fade, 0.0) / tau_days[cc])
     keep = np.ones(cust.shape[0], dtype=np.bool_)
     keep[cand[drop]] = False
     del cand, cc, since_fade, drop
 
     # Chronological order through one packed int64 sort.
+    # Relative times need 26 bits (730 days of seconds), customer indices at most 27 bits.
     cust_bits = max(1, (n - 1).bit_length())
-    key = t_rel_us[keep] << cust_bits
-    del t_rel_us
+    key = t_rel_s[keep] << cust_bits
+    del t_rel_s
     key |= cust[keep]
     del cust, keep
     key.sort()
     cust = key & ((1 << cust_bits) - 1)
-    t_rel_us = key >> cust_bits
+    t_rel_s = key >> cust_bits
     del key
     m = int(cust.shape[0])
 
@@ -381,20 +385,20 @@ def _draw_orders_and_churn(
     del log_amount
 
     # Point-in-time RFM before the label date (orders with order_date <= label_date).
-    age_us = label_rel[cust] - t_rel_us  # >= 0 exactly for orders up to the label date
-    before = age_us >= 0
+    age_s = label_rel[cust] - t_rel_s  # >= 0 exactly for orders up to the label date
+    before = age_s >= 0
     last_rel = np.full(n, -1, dtype=np.int64)
-    np.maximum.at(last_rel, cust, np.where(before, t_rel_us, -1))
+    np.maximum.at(last_rel, cust, np.where(before, t_rel_s, -1))
     recency_days = np.where(
         last_rel >= 0,
-        (label_rel - last_rel) / _US_PER_DAY,
+        (label_rel - last_rel) / _S_PER_DAY,
         (label_day - window_start_day).astype(np.float64) + 30.0,
     )
-    in365 = before & (age_us < 365 * _US_PER_DAY)
-    freq90 = np.bincount(cust[before & (age_us < 90 * _US_PER_DAY)], minlength=n)
+    in365 = before & (age_s < 365 * _S_PER_DAY)
+    freq90 = np.bincount(cust[before & (age_s < 90 * _S_PER_DAY)], minlength=n)
     freq365 = np.bincount(cust[in365], minlength=n)
     monetary365 = np.bincount(cust, weights=np.where(in365, amount, 0.0), minlength=n)
-    del age_us, in365
+    del age_s, in365
 
     tenure_years = (label_day - c.signup_day) / 365.25
     logit = (
@@ -419,7 +423,7 @@ def _draw_orders_and_churn(
     # Churned customers place no orders after their label date.
     keep = before | ~churned[cust]
     del before
-    cust, t_rel_us, amount = cust[keep], t_rel_us[keep], amount[keep]
+    cust, t_rel_s, amount = cust[keep], t_rel_s[keep], amount[keep]
     del keep
     m = int(cust.shape[0])
 
@@ -433,12 +437,15 @@ def _draw_orders_and_churn(
     channel_arr = _labels(_CHANNELS, channel)
     del channel
 
-    t_rel_us += base_day * _US_PER_DAY
+    order_us = t_rel_s
+    del t_rel_s
+    order_us += base_day * _S_PER_DAY
+    order_us *= _US_PER_S
     orders = pa.Table.from_arrays(
         [
             pa.array(np.arange(1, m + 1, dtype=np.int64), pa.int64()),
             pa.array(cust + 1, pa.int64()),
-            pa.array(t_rel_us, pa.timestamp("us", tz="UTC")),
+            pa.array(order_us, pa.timestamp("us", tz="UTC")),
             pa.array(amount, pa.float64()),
             channel_arr,
         ],
