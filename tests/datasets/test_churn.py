@@ -136,11 +136,17 @@ def test_customer_attributes_plausible(data: ChurnData) -> None:
     assert (cust["income"].dropna() > 0).all()
 
 
+def _all_customers(data: ChurnData) -> pa.Table:
+    """``raw.customers`` and ``raw.new_customers`` together."""
+    return pa.concat_tables([data.customers, data.new_customers])
+
+
 def test_orders(data: ChurnData) -> None:
     orders = data.orders
-    customer_ids = set(_ints(data.customers["customer_id"]).tolist())
+    customer_ids = set(_ints(_all_customers(data)["customer_id"]).tolist())
     assert set(_ints(orders["customer_id"]).tolist()) <= customer_ids
-    assert 15 <= orders.num_rows / N <= 25
+    labelled = pc.less_equal(orders["customer_id"], N)
+    assert 15 <= pc.sum(labelled).as_py() / N <= 25
     assert pc.min(orders["amount"]).as_py() > 0
     t = _ints(orders["order_date"])
     assert t.max() < _epoch_us(AS_OF)
@@ -149,10 +155,31 @@ def test_orders(data: ChurnData) -> None:
     order_ids = _ints(orders["order_id"])
     assert np.all(np.diff(t[np.argsort(order_ids)]) >= 0)
     # No order before the customer signed up.
-    cust = data.customers.select(["customer_id", "signup_date"])
+    cust = _all_customers(data).select(["customer_id", "signup_date"])
     joined = orders.select(["customer_id", "order_date"]).join(cust, "customer_id")
+    assert joined.num_rows == orders.num_rows
     signup_us = _ints(joined["signup_date"].cast(pa.int32())).astype(np.int64) * US_PER_DAY
     assert np.all(_ints(joined["order_date"]) >= signup_us)
+
+
+def test_new_customers_have_orders(data: ChurnData) -> None:
+    orders = data.orders
+    new_ids = _ints(data.new_customers["customer_id"])
+    order_cust = _ints(orders["customer_id"])
+    is_new = order_cust > N
+    per_customer = np.bincount(order_cust[is_new] - (N + 1), minlength=len(new_ids))
+    assert len(per_customer) == len(new_ids)
+    # Most new customers have an order history, of about the same size as the labelled ones.
+    assert np.mean(per_customer > 0) >= 0.9
+    assert 15 <= per_customer.mean() <= 25
+    t = _ints(orders["order_date"])
+    assert t[is_new].max() < _epoch_us(AS_OF)
+    assert t[is_new].min() >= _epoch_us(AS_OF) - 730 * US_PER_DAY
+    # New and labelled customers' orders are interleaved in one chronological id sequence.
+    order_ids = _ints(orders["order_id"])
+    assert np.array_equal(np.sort(order_ids), np.arange(1, orders.num_rows + 1))
+    assert np.all(np.diff(t[np.argsort(order_ids)]) >= 0)
+    assert 0.05 <= np.mean(is_new[order_ids <= orders.num_rows // 2]) <= 0.15
 
 
 def test_labels(data: ChurnData) -> None:
@@ -184,17 +211,21 @@ def test_churners_fade_and_stop(data: ChurnData) -> None:
 def test_orders_consistent_for_many_customers() -> None:
     """Enough customers to need many id bits in the internal packed sort key."""
     n = 150_000
+    n_new = n // 10
     data = generate_churn(n, seed=5)
     orders = data.orders
-    assert 15 <= orders.num_rows / n <= 25
+    assert 15 <= orders.num_rows / (n + n_new) <= 25
     ids = _ints(orders["customer_id"])
     assert ids.min() >= 1
-    assert ids.max() <= n
+    assert ids.max() <= n + n_new
+    assert len(np.unique(ids[ids > n])) >= 0.9 * n_new
+    assert np.array_equal(_ints(orders["order_id"]), np.arange(1, orders.num_rows + 1))
     t = _ints(orders["order_date"])
     assert np.all(np.diff(t) >= 0)
     assert t.max() < _epoch_us(AS_OF)
     assert t.min() >= _epoch_us(AS_OF) - 730 * US_PER_DAY
-    signup_day = _ints(data.customers["signup_date"].cast(pa.int32())).astype(np.int64)
+    signup = _all_customers(data)["signup_date"].cast(pa.int32())
+    signup_day = _ints(signup).astype(np.int64)
     assert np.all(t >= signup_day[ids - 1] * US_PER_DAY)
 
 
@@ -207,10 +238,14 @@ def test_custom_as_of_and_tiny_sizes() -> None:
     assert _ints(data.new_customers["customer_id"]).tolist() == [2]
     if data.orders.num_rows:
         assert _ints(data.orders["order_date"]).max() < _epoch_us(as_of)
+        assert set(_ints(data.orders["customer_id"]).tolist()) <= {1, 2}
     data = generate_churn(25, seed=3, as_of=as_of)
     t = _ints(data.churn_labels["label_date"])
     assert t.max() < _epoch_us(as_of)
-    assert _ints(data.orders["order_date"]).max() < _epoch_us(as_of)
+    order_t = _ints(data.orders["order_date"])
+    assert order_t.max() < _epoch_us(as_of)
+    assert np.all(np.diff(order_t) >= 0)
+    assert set(_ints(data.orders["customer_id"]).tolist()) <= set(range(1, 28))
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,11 @@ The generator produces four related tables (``raw.customers``, ``raw.orders``,
    age and Gaussian noise. The intercept is calibrated so that about a quarter of the
    customers churn.
 5. Churned customers place no orders after their label date.
+6. The new customers (to be scored later, without labels) come from the same process: their
+   orders are drawn like those of the labelled customers, except that fading runs up to
+   ``as_of`` instead of up to a label date and no churn outcome cuts their orders short.
+   ``raw.orders`` holds the orders of both groups, with order ids increasing with the order
+   date across the whole table.
 
 A good model on point-in-time RFM features plus demographics reaches a ROC AUC of roughly
 0.85; the unobservable part of the propensity and the noise keep it well below 1.0.
@@ -103,11 +108,12 @@ class ChurnData:
 
     Attributes:
         customers: ``raw.customers``, one row per labelled customer (ids ``1..N``).
-        orders: ``raw.orders``, the order history of the labelled customers.
+        orders: ``raw.orders``, the order history of the labelled and the new customers;
+            order ids increase with the order date.
         churn_labels: ``raw.churn_labels``, one row per labelled customer with the date the
             label refers to and whether the customer churned (``int32`` 0/1).
         new_customers: ``raw.new_customers``, customers to score later (ids continue after
-            ``N``); same columns as ``customers``, no orders and no labels.
+            ``N``); same columns as ``customers``, orders up to ``as_of``, no labels.
     """
 
     customers: pa.Table
@@ -134,8 +140,8 @@ def generate_churn(
     """Generate a synthetic customer-churn data set.
 
     Args:
-        customers: Number of labelled customers ``N`` (>= 1). About 20 orders are generated
-            per customer, and ``max(1, N // 10)`` unlabelled new customers.
+        customers: Number of labelled customers ``N`` (>= 1). ``max(1, N // 10)`` unlabelled
+            new customers are added, and about 20 orders per customer (labelled or new).
         seed: Non-negative random seed; the same arguments always give identical tables.
         as_of: Snapshot date. Orders lie in the two years before it (strictly before
             midnight UTC of ``as_of``), label dates in the 90 days before it.
@@ -148,18 +154,26 @@ def generate_churn(
     """
     n, seed, as_of = _validate(customers, seed, as_of)
     root = np.random.SeedSequence(seed)
-    cust_ss, order_ss, label_ss, new_ss = root.spawn(4)
+    cust_ss, order_ss, label_ss, new_ss, new_order_ss = root.spawn(5)
     as_of_day = (as_of - _EPOCH).days
 
     cust = _draw_customers(n, np.random.default_rng(cust_ss), as_of_day)
     label_rng = np.random.default_rng(label_ss)
     label_day = as_of_day - label_rng.integers(1, _LABEL_WINDOW_DAYS + 1, size=n)
-    orders, churned = _draw_orders_and_churn(
-        cust, label_day, as_of_day, np.random.default_rng(order_ss), label_rng
-    )
+    order_rng = np.random.default_rng(order_ss)
+    orders, scale = _draw_orders(cust, label_day, as_of_day, order_rng)
+    orders, churned = _draw_churn(cust, label_day, as_of_day, orders, label_rng)
+    channel = _draw_channels(cust, orders.cust, order_rng)
 
+    # New customers: same process with the same rate scale; without a label date, their
+    # fading (if any) runs up to as_of and nothing cuts their orders short.
     n_new = max(1, n // 10)
     new = _draw_customers(n_new, np.random.default_rng(new_ss), as_of_day)
+    new_rng = np.random.default_rng(new_order_ss)
+    new_orders, _ = _draw_orders(
+        new, np.full(n_new, as_of_day, dtype=np.int64), as_of_day, new_rng, scale
+    )
+    new_channel = _draw_channels(new, new_orders.cust, new_rng)
 
     ids = np.arange(1, n + 1, dtype=np.int64)
     labels = pa.Table.from_arrays(
@@ -172,7 +186,10 @@ def generate_churn(
     )
     return ChurnData(
         customers=_customer_table(cust, ids),
-        orders=orders,
+        orders=_orders_table(
+            [(orders, channel, 1), (new_orders, new_channel, n + 1)],
+            as_of_day - _ORDER_WINDOW_DAYS,
+        ),
         churn_labels=labels,
         new_customers=_customer_table(new, np.arange(n + 1, n + n_new + 1, dtype=np.int64)),
     )
@@ -313,14 +330,33 @@ def _customer_table(c: _Customers, ids: IntArray) -> pa.Table:
     )
 
 
-def _draw_orders_and_churn(
+@dataclass(frozen=True)
+class _Orders:
+    """Orders in chronological order, as numpy arrays.
+
+    ``cust`` holds customer indices (0-based, within their own customer table) and
+    ``t_rel_s`` whole seconds relative to ``base_day``, the earliest possible order day.
+    """
+
+    cust: IntArray
+    t_rel_s: IntArray
+    amount: FloatArray
+
+
+def _draw_orders(
     c: _Customers,
-    label_day: IntArray,
+    fade_end_day: IntArray,
     as_of_day: int,
     rng: np.random.Generator,
-    label_rng: np.random.Generator,
-) -> tuple[pa.Table, BoolArray]:
-    """Draw the orders and the churn outcome; return the orders table and ``churned``.
+    scale: float | None = None,
+) -> tuple[_Orders, float]:
+    """Draw the orders of ``c`` over the order window up to ``as_of_day``.
+
+    Fading customers' order intensity decays from ``fade_end_day`` minus 15 to 200 days
+    onwards. The per-customer rates are multiplied by ``scale``; if it is ``None`` it is
+    calibrated so that the expected number of orders per customer is ``_MEAN_ORDERS``.
+    Return the orders and the scale used, so that other customers can be drawn from the
+    same process.
 
     Order times are whole seconds (int64) relative to ``base_day``, the earliest possible
     order day. To sort the orders chronologically cheaply, each order is packed into one
@@ -331,21 +367,23 @@ def _draw_orders_and_churn(
     base_day = as_of_day - _ORDER_WINDOW_DAYS
     window_start_day = np.maximum(c.signup_day, base_day)
     span_days = (as_of_day - window_start_day).astype(np.float64)
-    label_rel = (label_day - base_day) * _S_PER_DAY  # label time relative to base, seconds
 
     # Fading: high-propensity customers' order intensity decays from fade_day onwards.
     fades = rng.random(n) < _sigmoid(2.4 * c.z - 1.5)
-    fade_day = np.maximum(label_day - rng.uniform(15.0, 200.0, size=n), window_start_day)
+    fade_day = np.maximum(fade_end_day - rng.uniform(15.0, 200.0, size=n), window_start_day)
     tau_days = rng.uniform(10.0, 60.0, size=n)
 
-    # Expected orders at unit rate: the whole window, minus what the decay removes.
-    decayed = np.where(fades, as_of_day - fade_day, 0.0)
-    exposure = span_days - (decayed - tau_days * (1.0 - np.exp(-decayed / tau_days)))
     # Negative-binomial style rates: lognormal engagement times a gamma frailty.
     rate = np.exp(0.55 * c.engagement) * rng.gamma(4.0, 0.25, n)
-    rate *= _MEAN_ORDERS / float(np.mean(rate * exposure))
+    if scale is None:
+        # Expected orders at unit rate: the whole window, minus what the decay removes.
+        decayed = np.where(fades, as_of_day - fade_day, 0.0)
+        exposure = span_days - (decayed - tau_days * (1.0 - np.exp(-decayed / tau_days)))
+        scale = _MEAN_ORDERS / float(np.mean(rate * exposure))
+        del decayed, exposure
+    rate *= scale
     counts = rng.poisson(rate * span_days)
-    del decayed, exposure, rate
+    del rate
 
     cust = np.repeat(np.arange(n, dtype=np.int64), counts)
     # Order times in whole seconds relative to base.
@@ -383,6 +421,22 @@ def _draw_orders_and_churn(
     log_amount += c.log_order_value[cust]
     amount = np.maximum(np.round(np.exp(log_amount), 2), 0.99)
     del log_amount
+    return _Orders(cust=cust, t_rel_s=t_rel_s, amount=amount), scale
+
+
+def _draw_churn(
+    c: _Customers,
+    label_day: IntArray,
+    as_of_day: int,
+    orders: _Orders,
+    label_rng: np.random.Generator,
+) -> tuple[_Orders, BoolArray]:
+    """Draw the churn outcome; return the orders without churners' later ones and ``churned``."""
+    n = int(c.z.shape[0])
+    cust, t_rel_s, amount = orders.cust, orders.t_rel_s, orders.amount
+    base_day = as_of_day - _ORDER_WINDOW_DAYS
+    window_start_day = np.maximum(c.signup_day, base_day)
+    label_rel = (label_day - base_day) * _S_PER_DAY  # label time relative to base, seconds
 
     # Point-in-time RFM before the label date (orders with order_date <= label_date).
     age_s = label_rel[cust] - t_rel_s  # >= 0 exactly for orders up to the label date
@@ -423,32 +477,70 @@ def _draw_orders_and_churn(
     # Churned customers place no orders after their label date.
     keep = before | ~churned[cust]
     del before
-    cust, t_rel_s, amount = cust[keep], t_rel_s[keep], amount[keep]
-    del keep
-    m = int(cust.shape[0])
+    kept = _Orders(cust=cust[keep], t_rel_s=t_rel_s[keep], amount=amount[keep])
+    return kept, churned
 
-    # Channel: app more likely for young customers, store for older ones; drawn per order.
+
+def _draw_channels(c: _Customers, cust: IntArray, rng: np.random.Generator) -> npt.NDArray[np.int8]:
+    """Draw the channel code of every order (indices into ``_CHANNELS``).
+
+    The app is more likely for young customers, the store for older ones.
+    """
     p_app = _sigmoid(c.app_affinity - 0.6)
     p_app_or_store = p_app + (1.0 - p_app) * _sigmoid(-c.app_affinity - 1.0)
-    u = rng.random(m)
+    u = rng.random(int(cust.shape[0]))
     channel = (u >= p_app[cust]).astype(np.int8)
     channel += u >= p_app_or_store[cust]
-    del u
+    return channel
+
+
+def _orders_table(
+    parts: list[tuple[_Orders, npt.NDArray[np.int8], int]], base_day: int
+) -> pa.Table:
+    """Merge chronologically sorted order sets into the Arrow ``raw.orders`` table.
+
+    ``parts`` holds ``(orders, channel codes, first customer id)`` per customer table. The
+    sets are merged by order time (earlier parts first on ties), so the order ids, assigned
+    in the merged order, increase with the order date across the whole table.
+    """
+    (first, first_channel, first_id), *rest = parts
+    cust = first.cust + first_id
+    t_rel_s, amount, channel = first.t_rel_s, first.amount, first_channel
+    for orders, part_channel, part_id in rest:
+        # Positions of the part's orders in the merged table; both inputs are sorted by time.
+        pos = np.searchsorted(t_rel_s, orders.t_rel_s, side="right")
+        pos += np.arange(pos.shape[0], dtype=pos.dtype)
+        old = np.ones(t_rel_s.shape[0] + pos.shape[0], dtype=np.bool_)
+        old[pos] = False
+        cust = _interleave(cust, orders.cust + part_id, old, pos)
+        t_rel_s = _interleave(t_rel_s, orders.t_rel_s, old, pos)
+        amount = _interleave(amount, orders.amount, old, pos)
+        channel = _interleave(channel, part_channel, old, pos)
+        del pos, old
+    m = int(cust.shape[0])
     channel_arr = _labels(_CHANNELS, channel)
     del channel
 
-    order_us = t_rel_s
+    order_us = t_rel_s + base_day * _S_PER_DAY
     del t_rel_s
-    order_us += base_day * _S_PER_DAY
     order_us *= _US_PER_S
-    orders = pa.Table.from_arrays(
+    return pa.Table.from_arrays(
         [
             pa.array(np.arange(1, m + 1, dtype=np.int64), pa.int64()),
-            pa.array(cust + 1, pa.int64()),
+            pa.array(cust, pa.int64()),
             pa.array(order_us, pa.timestamp("us", tz="UTC")),
             pa.array(amount, pa.float64()),
             channel_arr,
         ],
         schema=ORDER_SCHEMA,
     )
-    return orders, churned
+
+
+def _interleave(
+    a: npt.NDArray[Any], b: npt.NDArray[Any], a_mask: BoolArray, b_pos: IntArray
+) -> npt.NDArray[Any]:
+    """Place ``a`` at the ``a_mask`` positions and ``b`` at ``b_pos`` of a new array."""
+    out = np.empty(a_mask.shape[0], dtype=a.dtype)
+    out[a_mask] = a
+    out[b_pos] = b
+    return out
