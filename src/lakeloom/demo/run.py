@@ -1,0 +1,128 @@
+"""Find the churn pipeline, run it, and sum up the run from the run log."""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lakeloom.errors import PipelineError
+from lakeloom.pipelines.runlog import StepRecord, read_run
+from lakeloom.pipelines.runner import EventFn, run_pipeline
+from lakeloom.pipelines.spec import load_pipeline
+
+if TYPE_CHECKING:
+    from lakeloom.workspace import Workspace
+
+__all__ = ["DemoResult", "OutputTable", "pipeline_path", "run_demo"]
+
+#: Where the pipeline lives, in the repository and (force-included) in the wheel.
+_RELATIVE = ("examples", "churn", "pipeline.toml")
+
+
+def pipeline_path() -> Path:
+    """The churn pipeline file: inside the installed package, else the repository's."""
+    packaged = resources.files("lakeloom").joinpath(*_RELATIVE)
+    if packaged.is_file():
+        return Path(str(packaged))
+    repo = Path(__file__).resolve().parents[3].joinpath(*_RELATIVE)
+    if repo.is_file():
+        return repo
+    raise PipelineError(
+        f"the demo pipeline {'/'.join(_RELATIVE)} is neither in the installed package nor "
+        f"at {repo}; reinstall lakeloom"
+    )
+
+
+@dataclass(frozen=True)
+class OutputTable:
+    """A table the run wrote: its last version and its rows now."""
+
+    table: str
+    version: int
+    rows: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly form."""
+        return {"table": self.table, "version": self.version, "rows": self.rows}
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """What ``lakeloom demo`` reports: the steps as logged, the tables made, where things are."""
+
+    workspace: str
+    pipeline: str
+    run_id: str
+    duration_s: float
+    steps: list[StepRecord]
+    tables: list[OutputTable]
+    tracking_uri: str
+    artifact_root: str | None
+    next_commands: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly form."""
+        return {
+            "workspace": self.workspace,
+            "pipeline": self.pipeline,
+            "run_id": self.run_id,
+            "duration_s": round(self.duration_s, 3),
+            "steps": [s.to_dict() for s in self.steps],
+            "tables": [t.to_dict() for t in self.tables],
+            "tracking_uri": self.tracking_uri,
+            "artifact_root": self.artifact_root,
+            "next_commands": self.next_commands,
+        }
+
+
+def _tables(ws: Workspace, steps: list[StepRecord]) -> list[OutputTable]:
+    latest: dict[str, int] = {}
+    for step in steps:
+        for out in step.outputs:
+            latest[out.table] = out.version
+    found = []
+    for name, version in latest.items():
+        rows = ws.tables.describe(name).rows if ws.tables.exists(name) else None
+        found.append(OutputTable(name, version, rows))
+    return found
+
+
+def run_demo(
+    ws: Workspace,
+    *,
+    customers: int | None = None,
+    seed: int | None = None,
+    on_event: EventFn | None = None,
+) -> DemoResult:
+    """Run the churn pipeline in ``ws`` (``customers``/``seed`` override its params)."""
+    overrides: dict[str, Any] = {}
+    if customers is not None:
+        overrides["customers"] = customers
+    if seed is not None:
+        overrides["seed"] = seed
+    spec = load_pipeline(pipeline_path(), overrides)
+    result = run_pipeline(ws, spec, on_event=on_event)
+    steps = read_run(ws, result.run_id)
+    root = shlex.quote(ws.root)
+    tables = _tables(ws, steps)
+    commands = [f"lakeloom tables list --workspace {root}"]
+    if tables:
+        commands.append(f"lakeloom tables show {tables[-1].table} --workspace {root}")
+    commands += [
+        f"lakeloom run {shlex.quote(spec.path)} --workspace {root} --only {spec.steps[-1].name}",
+        f"lakeloom ui --workspace {root}",
+    ]
+    return DemoResult(
+        workspace=ws.root,
+        pipeline=spec.path,
+        run_id=result.run_id,
+        duration_s=result.duration_s,
+        steps=steps,
+        tables=tables,
+        tracking_uri=ws.tracking.tracking_uri,
+        artifact_root=ws.tracking.artifact_root,
+        next_commands=commands,
+    )

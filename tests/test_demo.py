@@ -1,0 +1,80 @@
+"""The demo: the churn pipeline end to end, its summary, and the training set's correctness."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from click.testing import CliRunner
+
+from lakeloom import Workspace
+from lakeloom.cli import cli
+from lakeloom.demo import pipeline_path, run_demo
+
+
+@pytest.fixture(autouse=True)
+def _fresh_mlflow_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A demo runs in a fresh process: forget the MLflow URI another test set."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+
+
+def test_the_pipeline_file_is_found() -> None:
+    path = pipeline_path()
+    assert path.is_file() and path.parts[-3:] == ("examples", "churn", "pipeline.toml")
+
+
+def test_run_demo_sums_up_from_the_run_log(workspace: Workspace) -> None:
+    seen: list[str] = []
+    result = run_demo(workspace, customers=300, seed=7, on_event=lambda e, r: seen.append(e))
+    assert seen.count("start") == len(result.steps) == 4
+    assert all(s.status == "succeeded" for s in result.steps)
+    rows = {t.table: t.rows for t in result.tables}
+    assert rows["raw.customers"] == 300 and rows["ml.churn_training"] == 300
+    assert rows["features.customer_demographics"] == 330  # labelled + new customers
+    assert result.tracking_uri == workspace.tracking.tracking_uri
+    assert any(c.endswith(f"ui --workspace {workspace.root}") for c in result.next_commands)
+    assert json.loads(json.dumps(result.to_dict()))["run_id"] == result.run_id
+
+
+def test_the_training_set_is_point_in_time_correct(workspace: Workspace) -> None:
+    run_demo(workspace, customers=200, seed=11)
+    training = workspace.tables.read("ml.churn_training")
+    orders = workspace.tables.read("raw.orders")
+    labels = workspace.tables.read("raw.churn_labels")
+    joined = orders.join(labels, "customer_id")
+    before = joined.filter(pc.less_equal(joined["order_date"], joined["label_date"]))
+    expected = before.group_by("customer_id").aggregate([("order_id", "count")])
+    counts = dict(
+        zip(
+            expected["customer_id"].to_pylist(),
+            expected["order_id_count"].to_pylist(),
+            strict=True,
+        )
+    )
+    got = dict(
+        zip(training["customer_id"].to_pylist(), training["orders_total"].to_pylist(), strict=True)
+    )
+    assert got == {c: counts.get(c, 0) for c in got}
+    # Some customers did order after their label date: the filter matters.
+    assert joined.num_rows > before.num_rows
+    assert set(training.column_names) >= {"age_years", "recency_days", "plan", "churned"}
+    assert training.schema.field("churned").type == pa.int32()
+
+
+def test_demo_command(tmp_path: Path) -> None:
+    root = tmp_path / "demo"
+    result = CliRunner().invoke(cli, ["demo", "--workspace", str(root), "--customers", "200"])
+    assert result.exit_code == 0, result.output
+    assert (root / "lakeloom.toml").is_file()
+    for text in ("ml.churn_training", "MLflow store", f"lakeloom ui --workspace {root}"):
+        assert text in result.stdout
+    assert "✓ training_set" in result.stderr
+    result = CliRunner().invoke(
+        cli, ["--json", "demo", "--workspace", str(root), "--customers", "100", "--seed", "3"]
+    )
+    doc = json.loads(result.stdout)
+    assert {t["table"]: t["version"] for t in doc["tables"]}["ml.churn_training"] == 1
