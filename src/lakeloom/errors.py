@@ -11,17 +11,29 @@ from collections.abc import Iterable
 from difflib import get_close_matches
 
 __all__ = [
+    "AliasConflict",
+    "AutoMLError",
     "ConcurrentWriteConflict",
+    "DeploymentError",
+    "EndpointConfigError",
     "EngineUnavailable",
+    "ExperimentNotFound",
+    "GateRefused",
     "InvalidArgument",
     "InvalidTableName",
     "LakeloomError",
+    "ModelLoadError",
+    "ModelNotFound",
     "PipelineError",
+    "RunNotFound",
     "SchemaMismatch",
     "SettingsError",
     "TableNotFound",
+    "TimeLimitTooSmall",
     "TrackingError",
+    "TrainingError",
     "UnsupportedTableFeature",
+    "UntrustedModelTypes",
 ]
 
 
@@ -79,3 +91,69 @@ class TrackingError(LakeloomError):
 
 class PipelineError(LakeloomError):
     """A pipeline file is invalid or one of its steps failed."""
+
+
+def _hint(name: str, known: Iterable[str], listing: str) -> str:
+    close = get_close_matches(name, list(known), n=3, cutoff=0.6)
+    return f"; did you mean {', '.join(close)}?" if close else f"; {listing}"
+
+
+class ExperimentNotFound(TrackingError, LookupError):
+    """An MLflow experiment that does not exist was asked for."""
+
+    def __init__(self, name: str, known: Iterable[str] = ()) -> None:
+        super().__init__(
+            f"experiment {name!r} does not exist"
+            + _hint(name, known, "`lakeloom runs experiments` lists them")
+        )
+        self.name = name
+
+
+class RunNotFound(TrackingError, LookupError):
+    """An MLflow run that does not exist (or has no model) was asked for."""
+
+
+class ModelNotFound(TrackingError, LookupError):
+    """A registered model, model version or alias that does not exist was asked for."""
+
+
+class AliasConflict(ConcurrentWriteConflict):
+    """Another promotion moved the same alias at the same time; re-read and retry."""
+
+
+class TrainingError(LakeloomError):
+    """Fitting or evaluating a model failed; its MLflow run is marked FAILED."""
+
+
+class GateRefused(LakeloomError):
+    """A promotion gate ran and said no: the candidate was not promoted (exit code 1)."""
+
+    exit_code = 1
+
+
+class UntrustedModelTypes(LakeloomError):
+    """A saved model names types lakeloom does not trust to load (loading runs their code)."""
+
+    def __init__(self, message: str, types: Iterable[str] = ()) -> None:
+        super().__init__(message)
+        self.types = sorted(types)
+
+
+class AutoMLError(LakeloomError):
+    """AutoML cannot learn from the data or settings given (one class, too few rows...)."""
+
+
+class TimeLimitTooSmall(AutoMLError):
+    """An AutoML time limit leaves no time for even one trial after lakeloom's own work."""
+
+
+class DeploymentError(LakeloomError):
+    """A real-time endpoint cannot start or serve (a model that fails to load, a bad port...)."""
+
+
+class EndpointConfigError(DeploymentError):
+    """An endpoint configuration (``endpoint.toml``) holds a value that is not allowed."""
+
+
+class ModelLoadError(DeploymentError):
+    """A model version could not be downloaded, loaded or warmed up for serving."""

@@ -18,10 +18,21 @@ from lakeloom.errors import SettingsError
 from lakeloom.lakehouse.storage import Storage
 from lakeloom.lakehouse.tables import Tables
 from lakeloom.settings import SETTINGS_FILE, Settings, default_settings_toml, parse_settings
-from lakeloom.tracking.store import TrackingConfig, activate, tracking_config
+from lakeloom.tracking.store import (
+    TrackingConfig,
+    activate,
+    tracking_config,
+    user_environment,
+)
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from mlflow import MlflowClient
+
+    from lakeloom.tracking.registry import Registry
+    from lakeloom.tracking.runs import Runs
+    from lakeloom.training.train import TrainingResult
 
 __all__ = ["Workspace"]
 
@@ -87,7 +98,9 @@ class Workspace:
         import tomllib
 
         data = tomllib.loads(text) if text else {}
-        settings = parse_settings(data, settings_path if text else "defaults")
+        settings = parse_settings(
+            data, settings_path if text else "defaults", env=user_environment()
+        )
         if engine is not None:
             from lakeloom.settings import with_overrides
 
@@ -139,6 +152,62 @@ class Workspace:
 
         return client(self.tracking)
 
+    @cached_property
+    def runs(self) -> Runs:
+        """MLflow experiments and runs: ``ws.runs.compare("churn", "roc_auc")``."""
+        from lakeloom.tracking.runs import Runs
+
+        return Runs(self.tracking)
+
+    @cached_property
+    def registry(self) -> Registry:
+        """Registered models, aliases and their history, the promotion gate."""
+        from lakeloom.tracking.registry import Registry
+
+        return Registry(self.tracking, self.tables, self.engine)
+
+    def train(
+        self,
+        data: Any,
+        *,
+        label: str,
+        experiment: str,
+        models: str | Sequence[str] | None = None,
+        test_size: float = 0.2,
+        seed: int = 42,
+        params: Mapping[str, Any] | None = None,
+        task: str | None = None,
+        features: Sequence[str] | None = None,
+        exclude: Sequence[str] = (),
+        metric: str | None = None,
+        run_name: str | None = None,
+    ) -> TrainingResult:
+        """Train ``models`` on a table name or frame, one MLflow child run per model.
+
+        >>> result = ws.train("raw.churn", label="churned", experiment="churn",
+        ...                   models=["logistic_regression", "xgboost"])  # doctest: +SKIP
+        >>> result.best("roc_auc").run_id  # doctest: +SKIP
+
+        See :func:`lakeloom.training.train`.
+        """
+        from lakeloom.training.train import TrainingContext, train
+
+        return train(
+            TrainingContext(self.tracking, self.tables, self.engine),
+            data,
+            label=label,
+            experiment=experiment,
+            models=models,
+            test_size=test_size,
+            seed=seed,
+            params=params,
+            task=task,
+            features=features,
+            exclude=exclude,
+            metric=metric,
+            run_name=run_name,
+        )
+
     def sql(self, query: str) -> Frame:
         """SQL over the lakehouse; ``schema.table`` names resolve to Delta tables."""
         return self.tables.sql(query)
@@ -147,6 +216,7 @@ class Workspace:
         """Release the engine (stops a Spark session this workspace started)."""
         engine = self.__dict__.pop("engine", None)
         self.__dict__.pop("tables", None)
+        self.__dict__.pop("registry", None)
         if engine is not None:
             engine.close()
 

@@ -154,28 +154,44 @@ def _target_schema(
     return pa.schema(fields + extra)
 
 
+def _cast_column(
+    col: pa.Array | pa.ChunkedArray, f: pa.Field, name: str
+) -> pa.Array | pa.ChunkedArray:
+    if pa.types.is_dictionary(col.type):
+        col = col.cast(col.type.value_type)
+    if pa.types.is_timestamp(col.type) and col.type.tz is None:
+        col = pc.assume_timezone(col, "UTC")
+    if col.type != f.type:
+        try:
+            col = col.cast(f.type, safe=not pa.types.is_timestamp(f.type))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise SchemaMismatch(
+                f"column {f.name!r} of table {name} has type {f.type}; data of type "
+                f"{col.type} does not fit it: {str(exc).splitlines()[0]}"
+            ) from None
+    return col
+
+
 def _cast_batch(batch: pa.RecordBatch, target: pa.Schema, name: str) -> pa.RecordBatch:
     arrays = []
     for f in target:
         idx = batch.schema.get_field_index(f.name)
         if idx < 0:
             arrays.append(pa.nulls(batch.num_rows, f.type))
-            continue
-        col = batch.column(idx)
-        if pa.types.is_dictionary(col.type):
-            col = col.dictionary_decode()
-        if pa.types.is_timestamp(col.type) and col.type.tz is None:
-            col = pc.assume_timezone(col, "UTC")
-        if col.type != f.type:
-            try:
-                col = col.cast(f.type, safe=not pa.types.is_timestamp(f.type))
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                raise SchemaMismatch(
-                    f"column {f.name!r} of table {name} has type {f.type}; data of type "
-                    f"{col.type} does not fit it: {str(exc).splitlines()[0]}"
-                ) from None
-        arrays.append(col)
+        else:
+            arrays.append(_cast_column(batch.column(idx), f, name))
     return pa.RecordBatch.from_arrays(arrays, schema=target)
+
+
+def _cast_table(table: pa.Table, target: pa.Schema, name: str) -> pa.Table:
+    columns: list[pa.Array | pa.ChunkedArray] = []
+    for f in target:
+        idx = table.schema.get_field_index(f.name)
+        if idx < 0:
+            columns.append(pa.nulls(table.num_rows, f.type))
+        else:
+            columns.append(_cast_column(table.column(idx), f, name))
+    return pa.Table.from_arrays(columns, schema=target)
 
 
 def conform(
@@ -187,12 +203,14 @@ def conform(
 ) -> ArrowInput:
     """Cast ``data`` to the schema it gets in table ``name`` (``None``: a new table).
 
-    A reader stays a reader: batches are cast as they stream through.
+    Data that already has that schema is returned as it is (no copy, no per-batch work). A
+    reader stays a reader: batches are cast as they stream through.
     """
     target = _target_schema(data.schema, table_schema, name, allow_new_columns)
+    if data.schema.equals(target, check_metadata=False):
+        return data
     if isinstance(data, pa.Table):
-        batches = [_cast_batch(b, target, name) for b in data.to_batches()]
-        return pa.Table.from_batches(batches, schema=target)
+        return _cast_table(data, target, name)
 
     reader = data
 

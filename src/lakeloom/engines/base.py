@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import pyarrow as pa
@@ -18,6 +18,7 @@ __all__ = [
     "Catalog",
     "Engine",
     "Frame",
+    "PointInTimeLookup",
     "SchemaMode",
     "TableRef",
     "WriteMode",
@@ -47,6 +48,66 @@ class TableRef:
     def table(self) -> str:
         """The table part of the name (``customers`` in ``raw.customers``)."""
         return self.name.split(".", 1)[1]
+
+
+@dataclass(frozen=True)
+class PointInTimeLookup:
+    """One table whose rows :meth:`Engine.point_in_time_join` attaches to each spine row.
+
+    For a spine row, the *candidates* are the table's rows (at ``version``) whose ``keys``
+    equal the row's ``spine_keys`` (no key column null) and, when both ``timestamp`` and
+    ``spine_timestamp`` are set, whose event time is at or before the spine row's time
+    (``>= time - lookback`` too when ``lookback`` is set, both bounds inclusive; rows with a
+    null event time are never candidates). With ``written_at`` set (the cutoff), rows whose
+    write time in that column is after the spine row's time, or null, are no candidates
+    either. Without a spine time the candidates are all of the key's rows ("latest").
+
+    The match is the candidate with the greatest event time; among candidates with the same
+    event time (or all candidates, without a time) the one whose ``features`` sort last, in
+    column order, ascending, nulls first (Spark's and DuckDB's order: NaN above every
+    number, strings by UTF-8 bytes). A spine row without a match gets ``default_values``
+    (by output name) or nulls; a matched row's null values stay null.
+    """
+
+    #: The table, and the version to read (None: the latest).
+    table: TableRef
+    #: The table's key columns.
+    keys: tuple[str, ...]
+    #: The table's columns to fetch.
+    features: tuple[str, ...]
+    #: The spine's columns matched with ``keys``, in the same order (default: same names).
+    spine_keys: tuple[str, ...] = ()
+    #: The table's event-time column; None: a table without time (latest row per key).
+    timestamp: str | None = None
+    #: The spine's time column; None: take the latest row per key, whatever its time.
+    spine_timestamp: str | None = None
+    #: Names of the fetched columns in the result (default: ``features``).
+    output_names: tuple[str, ...] = ()
+    version: int | None = None
+    #: Only rows at most this much older than the spine time match.
+    lookback: timedelta | None = None
+    #: Values for spine rows without a match, by output name.
+    default_values: Mapping[str, Any] = field(default_factory=dict)
+    #: The table's write-time column: with it, rows written after the spine time are ignored.
+    written_at: str | None = None
+    #: The caller vouches that no two rows share keys and event time (the feature store
+    #: keeps its tables so on every write): the engine then skips its tie-break pass.
+    unique: bool = False
+
+    @property
+    def spine_key_columns(self) -> tuple[str, ...]:
+        """The spine's key columns (``spine_keys``, else the table's key names)."""
+        return self.spine_keys or self.keys
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """The result's names for ``features``."""
+        return self.output_names or self.features
+
+    @property
+    def as_of(self) -> bool:
+        """Whether the match depends on the spine row's time."""
+        return self.timestamp is not None and self.spine_timestamp is not None
 
 
 @runtime_checkable
@@ -102,6 +163,42 @@ class Engine(Protocol):
 
     def sql(self, query: str, catalog: Catalog) -> Frame:
         """Run SQL in which ``schema.table`` names are lakehouse tables at their latest version."""
+        ...
+
+    def latest_per_key(
+        self,
+        table: TableRef,
+        keys: Sequence[str],
+        ts: str | None,
+        *,
+        version: int | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> Frame:
+        """One row per distinct value of ``keys``: the row with the greatest ``ts``.
+
+        ``table`` is read at ``version`` (default: the latest). The result has the table's
+        columns in table order, restricted to ``keys``, ``ts`` and ``columns`` when
+        ``columns`` is given; its row order is not defined. Rows with a null in a key column
+        are left out. A null ``ts`` counts as older than any time. Rows of one key with the
+        same ``ts`` (or all of a key's rows when ``ts`` is None) are told apart by their
+        returned values: the row whose values sort last, column by column in table order,
+        ascending with nulls first, wins (as :class:`PointInTimeLookup` breaks ties).
+        Unknown columns raise ``SchemaMismatch``.
+
+        >>> engine.latest_per_key(ref, ["customer_id"], "ts")  # doctest: +SKIP
+        """
+        ...
+
+    def point_in_time_join(self, spine: Frame, lookups: Sequence[PointInTimeLookup]) -> Frame:
+        """``spine`` with each lookup's features as of each row's time (or the latest).
+
+        Every spine row is one result row (duplicates stay separate rows), with the spine's
+        columns first, in order, then each lookup's ``outputs`` in lookup order. The local
+        engine keeps the spine's row order; Spark's order is not defined. See
+        :class:`PointInTimeLookup` for which row matches. Raises ``SchemaMismatch`` for a
+        missing column or key types that cannot be compared, ``InvalidArgument`` for a time
+        column that is not a date or timestamp or an output name used twice.
+        """
         ...
 
     def from_input(self, data: Any) -> Frame:

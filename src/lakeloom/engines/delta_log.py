@@ -6,13 +6,16 @@ folder also holds files that an overwrite replaced). Commits go through delta-rs
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
+from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
@@ -26,7 +29,9 @@ from lakeloom.errors import (
 
 __all__ = [
     "DataFile",
+    "arrow_filesystem",
     "arrow_schema",
+    "commit_timestamp_ms",
     "data_files",
     "is_local_uri",
     "open_delta",
@@ -56,7 +61,14 @@ def is_local_uri(uri: str) -> bool:
 
 
 def table_exists(ref: TableRef) -> bool:
-    """Whether a Delta table exists at ``ref``."""
+    """Whether a Delta table exists at ``ref`` (its log holds a commit or a checkpoint)."""
+    if is_local_uri(ref.uri):
+        path = ref.uri[len("file://") :] if ref.uri.startswith("file://") else ref.uri
+        try:
+            with os.scandir(os.path.join(path, "_delta_log")) as entries:
+                return any(e.name.endswith(".json") or ".checkpoint" in e.name for e in entries)
+        except (FileNotFoundError, NotADirectoryError):
+            return False
     return DeltaTable.is_deltatable(ref.uri, storage_options=dict(ref.storage_options) or None)
 
 
@@ -93,7 +105,56 @@ def open_delta(
             raise InvalidArgument(
                 f"table {ref.name} has no version at or before {ts.isoformat()}: {exc}"
             ) from None
+        # delta-rs goes by the log files' modification times, which object stores keep to
+        # the second (and which fall back to version 0 for times before the table existed):
+        # step back to the newest commit whose own timestamp is not after ``ts``.
+        wanted = ts.timestamp() * 1000
+        found = dt.version()
+        # A log file is written (mtime) a little after its commit time: delta-rs can also
+        # stop one version short of ``ts``, so step forward over commits made by ``ts``.
+        while found < latest:
+            following = commit_timestamp_ms(dt.table_uri, found + 1, ref.storage_options)
+            if following is None or following > wanted:
+                break
+            found += 1
+        while found >= 0:
+            committed = commit_timestamp_ms(dt.table_uri, found, ref.storage_options)
+            if committed is None or committed <= wanted:
+                break
+            found -= 1
+        if found < 0:
+            created = commit_timestamp_ms(dt.table_uri, 0, ref.storage_options) or 0
+            raise InvalidArgument(
+                f"table {ref.name} has no version at or before {ts.isoformat()}: it was "
+                f"created at {datetime.fromtimestamp(created / 1000, UTC).isoformat()}"
+            )
+        if found != dt.version():
+            dt.load_as_version(found)
     return dt
+
+
+def commit_timestamp_ms(
+    table_uri: str, version: int, options: Mapping[str, str] | None = None
+) -> int | None:
+    """When ``version`` was committed (ms since the epoch, from its commit info), or None."""
+    import json
+
+    fs, root = arrow_filesystem(table_uri, options)
+    try:
+        with fs.open_input_stream(f"{root}/_delta_log/{version:020d}.json") as fh:
+            text = bytes(fh.read()).decode("utf-8")
+    except (FileNotFoundError, OSError):
+        return None
+    for line in text.splitlines():
+        if '"commitInfo"' not in line:
+            continue
+        try:
+            info = json.loads(line).get("commitInfo") or {}
+        except ValueError:
+            return None
+        value = info.get("inCommitTimestamp", info.get("timestamp"))
+        return int(value) if isinstance(value, int | float) else None
+    return None
 
 
 def check_readable(dt: DeltaTable, ref: TableRef, engine: str) -> None:
@@ -143,10 +204,50 @@ def data_files(dt: DeltaTable) -> list[DataFile]:
 def _join(root: str, path: str) -> str:
     if "://" in path or path.startswith("/"):
         return path
-    from urllib.parse import unquote
-
     root = root[len("file://") :] if root.startswith("file://") else root
     return root.rstrip("/") + "/" + unquote(path)
+
+
+def _option(options: Mapping[str, str], *names: str) -> str | None:
+    lowered = {k.lower(): v for k, v in options.items()}
+    for name in names:
+        value = lowered.get(name.lower()) or os.environ.get(name.upper())
+        if value:
+            return value
+    return None
+
+
+def arrow_filesystem(
+    uri: str, options: Mapping[str, str] | None = None
+) -> tuple[pafs.FileSystem, str]:
+    """A ``pyarrow`` filesystem reaching ``uri`` and the path of ``uri`` inside it.
+
+    ``options`` are delta-rs storage options (``AWS_ENDPOINT_URL``, ``AWS_REGION``...), so
+    the workspace's files and the tables' Parquet files are reached the same way delta-rs
+    reaches the logs. Local paths and ``file://`` URIs give the local filesystem.
+    """
+    options = options or {}
+    if is_local_uri(uri):
+        path = uri[len("file://") :] if uri.startswith("file://") else uri
+        return pafs.LocalFileSystem(), os.path.abspath(path)
+    parsed = urlparse(uri)
+    if parsed.scheme in ("s3", "s3a"):
+        endpoint = _option(options, "AWS_ENDPOINT_URL", "AWS_ENDPOINT", "endpoint")
+        scheme = None
+        if endpoint:
+            ep = urlparse(endpoint)
+            scheme, endpoint = ep.scheme or None, ep.netloc or ep.path
+        fs = pafs.S3FileSystem(
+            access_key=_option(options, "AWS_ACCESS_KEY_ID"),
+            secret_key=_option(options, "AWS_SECRET_ACCESS_KEY"),
+            session_token=_option(options, "AWS_SESSION_TOKEN"),
+            region=_option(options, "AWS_REGION", "AWS_DEFAULT_REGION") or "us-east-1",
+            endpoint_override=endpoint,
+            scheme=scheme or "https",
+        )
+        return fs, (parsed.netloc + parsed.path).rstrip("/")
+    fs, path = pafs.FileSystem.from_uri(uri)
+    return fs, path.rstrip("/")
 
 
 def with_commit_retries(

@@ -13,16 +13,22 @@ from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
 
+from lakeloom.engines.delta_log import arrow_filesystem
+
 __all__ = ["Storage"]
 
 
-def _opt(options: Mapping[str, str], *names: str) -> str | None:
-    lowered = {k.lower(): v for k, v in options.items()}
-    for name in names:
-        value = lowered.get(name.lower()) or os.environ.get(name.upper())
-        if value:
-            return value
-    return None
+#: Options that choose how delta-rs makes commits atomic on S3 (the user's choice wins).
+_S3_COMMIT_OPTIONS = frozenset(
+    {
+        "aws_s3_locking_provider",
+        "aws_s3_allow_unsafe_rename",
+        "conditional_put",
+        "aws_conditional_put",
+        "copy_if_not_exists",
+        "aws_copy_if_not_exists",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,28 @@ class Storage:
         """True for a plain folder."""
         return "://" not in self.root or self.root.startswith("file://")
 
+    @property
+    def scheme(self) -> str:
+        """The URI scheme (``file`` for a plain folder)."""
+        return "file" if self.is_local else urlparse(self.root).scheme.lower()
+
+    def delta_options(self) -> dict[str, str]:
+        """Storage options for delta-rs: the given ones, plus safe commits on S3.
+
+        On S3, commits use conditional puts (``If-None-Match``: AWS S3, MinIO, R2 and moto
+        support it), so concurrent writers never overwrite each other's log entries without a
+        DynamoDB lock. Set ``AWS_S3_LOCKING_PROVIDER``, ``AWS_S3_ALLOW_UNSAFE_RENAME`` or
+        ``conditional_put`` yourself to choose otherwise.
+        """
+        options = {str(k): str(v) for k, v in self.options.items()}
+        if self.scheme in ("s3", "s3a"):
+            chosen = {k.lower() for k in options} | {
+                k.lower() for k in os.environ if k.lower() in _S3_COMMIT_OPTIONS
+            }
+            if not chosen & _S3_COMMIT_OPTIONS:
+                options["conditional_put"] = "etag"
+        return options
+
     def uri(self, *parts: str) -> str:
         """The URI of a path below the root."""
         base = self.root[len("file://") :] if self.root.startswith("file://") else self.root
@@ -44,26 +72,7 @@ class Storage:
 
     def filesystem(self) -> tuple[pafs.FileSystem, str]:
         """A pyarrow filesystem and the root's path inside it."""
-        if self.is_local:
-            return pafs.LocalFileSystem(), os.path.abspath(self.uri())
-        parsed = urlparse(self.root)
-        if parsed.scheme in ("s3", "s3a"):
-            endpoint = _opt(self.options, "AWS_ENDPOINT_URL", "AWS_ENDPOINT", "endpoint")
-            scheme = None
-            if endpoint:
-                ep = urlparse(endpoint)
-                scheme, endpoint = ep.scheme or None, ep.netloc or ep.path
-            fs = pafs.S3FileSystem(
-                access_key=_opt(self.options, "AWS_ACCESS_KEY_ID"),
-                secret_key=_opt(self.options, "AWS_SECRET_ACCESS_KEY"),
-                session_token=_opt(self.options, "AWS_SESSION_TOKEN"),
-                region=_opt(self.options, "AWS_REGION", "AWS_DEFAULT_REGION") or "us-east-1",
-                endpoint_override=endpoint,
-                scheme=scheme or "https",
-            )
-            return fs, (parsed.netloc + parsed.path).rstrip("/")
-        fs, path = pafs.FileSystem.from_uri(self.root)
-        return fs, path.rstrip("/")
+        return arrow_filesystem(self.uri(), self.options)
 
     def path(self, *parts: str) -> str:
         """The filesystem path (for :meth:`filesystem`) of a path below the root."""

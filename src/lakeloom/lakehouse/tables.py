@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import builtins
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlparse
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 from deltalake import DeltaTable
 
 from lakeloom.durations import parse_duration
 from lakeloom.engines.base import Engine, Frame, SchemaMode, TableRef, WriteMode
-from lakeloom.engines.delta_log import arrow_schema, open_delta, table_exists
+from lakeloom.engines.delta_log import arrow_filesystem, arrow_schema, open_delta, table_exists
 from lakeloom.errors import InvalidArgument, TableNotFound
 from lakeloom.lakehouse.names import RESERVED_SCHEMA, parse_table_name
 from lakeloom.lakehouse.storage import Storage
@@ -77,7 +80,7 @@ class Tables:
         return TableRef(
             name=f"{schema}.{table}",
             uri=self._storage.uri(TABLES_DIR, schema, table),
-            storage_options=dict(self._storage.options),
+            storage_options=self._storage.delta_options(),
         )
 
     def resolve(self, name: str) -> TableRef:
@@ -244,18 +247,53 @@ class Tables:
     ) -> builtins.list[str]:
         """Delete files no version newer than ``retain`` needs, except tagged versions' files.
 
-        Returns the files deleted (or, with ``dry_run``, that would be).
+        Files that no version ever committed (left by a writer that died) go too, once older
+        than ``retain``. Returns the files deleted (or, with ``dry_run``, that would be).
+        The retention is rounded up to whole hours; ``"0h"`` also deletes the files of a
+        write still in progress in another process: keep the default unless nothing else
+        writes.
         """
-        _, dt = self._delta(name)
-        hours = int(parse_duration(retain).total_seconds() // 3600)
+        ref, dt = self._delta(name)
+        hours = math.ceil(parse_duration(retain).total_seconds() / 3600)
         keep = sorted(set(self.tags(name).values()))
-        files: builtins.list[str] = dt.vacuum(
-            retention_hours=hours,
-            dry_run=dry_run,
-            enforce_retention_duration=False,
-            keep_versions=keep or None,
-        )
-        return files
+
+        def run(dry: bool) -> builtins.list[str]:
+            return list(
+                dt.vacuum(
+                    retention_hours=hours,
+                    dry_run=dry,
+                    enforce_retention_duration=False,
+                    keep_versions=keep or None,
+                    full=True,
+                )
+            )
+
+        # delta-rs lists every file a tombstone names, deleted earlier or not: report only
+        # the files that are there.
+        existing = self._existing_files(ref, run(True))
+        if dry_run:
+            return existing
+        deleted = set(run(False))
+        return [f for f in existing if f in deleted]
+
+    @staticmethod
+    def _existing_files(ref: TableRef, files: builtins.list[str]) -> builtins.list[str]:
+        if not files:
+            return []
+        fs, root = arrow_filesystem(ref.uri, ref.storage_options)
+        paths = []
+        for f in files:
+            if "://" in f:
+                parsed = urlparse(f)
+                paths.append(parsed.netloc + parsed.path)
+            elif f.startswith("/"):
+                paths.append(f)
+            else:
+                paths.append(f"{root}/{f}")
+        infos = fs.get_file_info(paths)
+        return [
+            f for f, info in zip(files, infos, strict=True) if info.type != pafs.FileType.NotFound
+        ]
 
     def optimize(self, name: str, *, target_size: int | None = None) -> dict[str, Any]:
         """Compact small files into larger ones (a new version with the same rows)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,7 +21,14 @@ from lakeloom.settings import Settings
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-__all__ = ["TrackingConfig", "activate", "client", "ensure_experiment", "tracking_config"]
+__all__ = [
+    "TrackingConfig",
+    "activate",
+    "client",
+    "ensure_experiment",
+    "tracking_config",
+    "user_environment",
+]
 
 # MLflow's own variable for the artifact root of stores it creates in-process: setting it
 # makes a user's plain ``mlflow.create_experiment`` put artifacts in the workspace too.
@@ -72,14 +80,45 @@ def tracking_config(settings: Settings, storage: Storage) -> TrackingConfig:
     )
 
 
+#: MLflow's variables that ``mlflow.set_tracking_uri``/``set_registry_uri`` also set (so that
+#: subprocesses inherit them): what lakeloom last put there, and what the user had before.
+_MLFLOW_URI_VARS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+_set_by_lakeloom: dict[str, str | None] = {}
+_set_by_user: dict[str, str | None] = {}
+
+
 def activate(config: TrackingConfig) -> None:
     """Point the process-wide MLflow URIs at ``config`` (the last workspace opened wins)."""
     import mlflow
 
+    for var in _MLFLOW_URI_VARS:
+        current = os.environ.get(var)
+        if var not in _set_by_lakeloom or current != _set_by_lakeloom[var]:
+            _set_by_user[var] = current  # the user's own value (or its absence)
     mlflow.set_tracking_uri(config.tracking_uri)
     mlflow.set_registry_uri(config.registry_uri)
+    for var in _MLFLOW_URI_VARS:
+        _set_by_lakeloom[var] = os.environ.get(var)
     if config.artifact_root and config.embedded:
         os.environ[_ARTIFACT_ROOT_ENV] = config.artifact_root
+    else:
+        os.environ.pop(_ARTIFACT_ROOT_ENV, None)
+
+
+def user_environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment as the user set it: without the MLflow URIs a workspace opened earlier
+    in this process exported (``mlflow.set_tracking_uri`` exports ``MLFLOW_TRACKING_URI``),
+    which would otherwise take precedence over the next workspace's own store.
+    """
+    out = dict(os.environ if env is None else env)
+    for var in _MLFLOW_URI_VARS:
+        if var in _set_by_lakeloom and out.get(var) == _set_by_lakeloom[var]:
+            original = _set_by_user.get(var)
+            if original is None:
+                out.pop(var, None)
+            else:
+                out[var] = original
+    return out
 
 
 def client(config: TrackingConfig) -> MlflowClient:

@@ -1,0 +1,182 @@
+"""The two engines side by side: write, read and a SQL aggregate on the same Delta tables.
+
+For each row count (default 1M and 10M; ``--quick``: 100k) the script generates the same
+rows x 6 columns (int64, float64, string, timestamp) and measures, on the local engine and
+the Spark engine (``--master``, default ``local[*]``):
+
+* write: ``tables.write`` of the Arrow table (for Spark this includes moving the rows from
+  the driver into Spark), and for Spark also of a frame generated inside Spark;
+* read (count): ``tables.read`` then the row count (local: the read materialises);
+* read (all columns): ``tables.read`` materialised (local: Arrow; Spark: the ``noop`` sink,
+  which scans every column on the executors without collecting);
+* sql: ``group by`` + ``sum`` over the table, result collected as Arrow.
+
+Spark's session start and first job are timed separately. There is no ratio goal: the
+script prints seconds and the spark/local ratio, and exits non-zero only on errors.
+
+    python benchmarks/bench_engines.py --rows 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from lakeloom.engines.local import LocalEngine
+from lakeloom.lakehouse.storage import Storage
+from lakeloom.lakehouse.tables import Tables
+from lakeloom.settings import SparkSettings
+
+QUERY = "select k, sum(x) as sx, sum(y) as sy, count(*) as n from {table} group by k"
+
+
+def make_data(rows: int, seed: int = 11) -> pa.Table:
+    """``rows`` rows: id, k (1000 keys), x, y (float64), s (string), t (UTC timestamp)."""
+    rng = np.random.default_rng(seed)
+    vocab = pa.array([f"segment_{i:03d}" for i in range(200)])
+    base = np.datetime64("2024-01-01T00:00:00", "us").astype(np.int64)
+    return pa.table(
+        {
+            "id": np.arange(rows, dtype=np.int64),
+            "k": rng.integers(0, 1000, rows, dtype=np.int64),
+            "x": rng.standard_normal(rows),
+            "y": rng.uniform(0, 100, rows),
+            "s": vocab.take(pa.array(rng.integers(0, len(vocab), rows))),
+            "t": pa.array(
+                base + rng.integers(0, 365 * 86_400_000_000, rows),
+                type=pa.timestamp("us", tz="UTC"),
+            ),
+        }
+    )
+
+
+def spark_frame(spark: Any, rows: int) -> Any:
+    """The same shape of rows generated inside Spark (no driver involved)."""
+    from pyspark.sql import functions as F
+
+    return spark.range(rows).select(
+        F.col("id"),
+        (F.hash("id") % 1000).cast("long").alias("k"),
+        F.randn(3).alias("x"),
+        (F.rand(5) * 100).alias("y"),
+        F.concat(F.lit("segment_"), F.lpad((F.col("id") % 200).cast("string"), 3, "0")).alias("s"),
+        F.timestamp_micros(
+            F.lit(1_704_067_200_000_000) + (F.col("id") * 7919) % (365 * 86_400_000_000)
+        ).alias("t"),
+    )
+
+
+def timed(fn: Callable[[], object]) -> tuple[float, object]:
+    """Seconds ``fn`` took, and what it returned."""
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+def run_local(root: Path, data: pa.Table) -> dict[str, float]:
+    """Seconds per operation on the local engine."""
+    tables = Tables(Storage(str(root)), LocalEngine())
+    out: dict[str, float] = {}
+    out["write (Arrow input)"], _ = timed(lambda: tables.write("bench.events", data))
+    seconds, table = timed(lambda: tables.read("bench.events"))
+    assert isinstance(table, pa.Table) and table.num_rows == data.num_rows
+    out["read (count)"] = out["read (all columns)"] = seconds
+    del table
+    seconds, result = timed(lambda: tables.sql(QUERY.format(table="bench.events")))
+    assert isinstance(result, pa.Table) and result.num_rows == 1000
+    out["sql group-by sum"] = seconds
+    return out
+
+
+def run_spark(root: Path, data: pa.Table, engine: Any) -> dict[str, float]:
+    """Seconds per operation on the Spark engine."""
+    tables = Tables(Storage(str(root)), engine)
+    rows = data.num_rows
+    out: dict[str, float] = {}
+    out["write (Arrow input)"], _ = timed(lambda: tables.write("bench.events", data))
+    out["write (Spark frame)"], _ = timed(
+        lambda: tables.write("bench.generated", spark_frame(engine.spark, rows))
+    )
+    seconds, count = timed(lambda: tables.read("bench.events").count())
+    assert count == rows, count
+    out["read (count)"] = seconds
+    out["read (all columns)"], _ = timed(
+        lambda: tables.read("bench.events").write.format("noop").mode("overwrite").save()
+    )
+    seconds, result = timed(lambda: engine.to_arrow(tables.sql(QUERY.format(table="bench.events"))))
+    assert isinstance(result, pa.Table) and result.num_rows == 1000
+    out["sql group-by sum"] = seconds
+    return out
+
+
+def parse_rows(text: str) -> list[int]:
+    """``1000000`` or ``1e6,10e6`` or ``1M,10M`` to row counts."""
+    out = []
+    for part in text.split(","):
+        part = part.strip().lower().replace("_", "")
+        scale = {"k": 1_000, "m": 1_000_000}.get(part[-1:], 1)
+        out.append(int(float(part.rstrip("km")) * scale))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; returns the process exit code."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=parse_rows, help="row counts, e.g. 1M or 1M,10M")
+    parser.add_argument("--quick", action="store_true", help="100k rows only")
+    parser.add_argument("--master", default="local[*]", help="Spark master (default local[*])")
+    parser.add_argument("--driver-memory", default="6g", help="spark.driver.memory")
+    args = parser.parse_args(argv)
+    counts: list[int] = args.rows or ([100_000] if args.quick else [1_000_000, 10_000_000])
+
+    from lakeloom.engines.spark import SparkEngine
+
+    settings = SparkSettings(master=args.master, conf={"spark.driver.memory": args.driver_memory})
+    engine = SparkEngine(settings)
+    start_s, session = timed(lambda: engine.spark)
+    first_job_s, _ = timed(lambda: session.range(1000).count())  # type: ignore[attr-defined]
+    print(
+        f"spark start-up: session {start_s:.2f} s, first job {first_job_s:.2f} s "
+        f"(master {args.master}, {os.cpu_count()} cores)"
+    )
+
+    workdir = Path(tempfile.mkdtemp(prefix="lakeloom-bench-engines-"))
+    try:
+        print(f"{'rows':>12}  {'operation':<22} {'local s':>9} {'spark s':>9} {'spark/local':>12}")
+        for rows in counts:
+            data = make_data(rows)
+            local = run_local(workdir / f"local-{rows}", data)
+            spark = run_spark(workdir / f"spark-{rows}", data, engine)
+            for op in spark:
+                lo = local.get(op)
+                lo_text = f"{lo:9.2f}" if lo is not None else f"{'-':>9}"
+                ratio = f"{spark[op] / lo:11.1f}x" if lo else f"{'-':>12}"
+                print(f"{rows:>12,}  {op:<22} {lo_text} {spark[op]:9.2f} {ratio}")
+            del data
+    finally:
+        engine.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    try:
+        code = main()
+    except Exception as exc:  # one line, non-zero exit
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        code = 2
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Leave without interpreter teardown: delta-rs + pyarrow can abort at exit (see NOTES).
+    os._exit(code)

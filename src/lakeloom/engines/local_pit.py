@@ -1,0 +1,331 @@
+"""The local engine's point-in-time join and latest row per key: DuckDB over the Delta files.
+
+The join numbers the spine's rows, sends DuckDB only what matching needs (the row number, the
+key columns and the time), and attaches each lookup's features back to the spine in its
+original order with one gather (an inverse permutation, no sort). Lookups that share the
+spine's key and time columns go into one query: an ``ASOF LEFT JOIN`` per as-of lookup, a
+``LEFT JOIN`` on the latest row per key for the others.
+
+Memory is bounded by splitting large spines by a hash of the key into partitions of about
+:data:`PARTITION_ROWS` rows, each joined with the matching part of every table: a key's
+rows all land in one partition, so each partition's answer is exact.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lakeloom.engines.arrow_input import to_arrow_input
+from lakeloom.engines.base import PointInTimeLookup, TableRef
+from lakeloom.engines.delta_log import (
+    arrow_schema,
+    check_readable,
+    data_files,
+    is_local_uri,
+    open_delta,
+)
+from lakeloom.engines.pit_plan import (
+    ROW_ID,
+    check_latest,
+    check_lookups,
+    key_kind,
+    tiebreak_columns,
+)
+from lakeloom.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from lakeloom.engines.local import LocalEngine
+
+__all__ = ["PARTITION_ROWS", "latest_per_key", "point_in_time_join"]
+
+#: Spine rows per partition of a point-in-time join (bounds DuckDB's working memory).
+PARTITION_ROWS = 3_000_000
+_TS = pa.timestamp("us", tz="UTC")
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+class _Sources:
+    """Delta tables bound in one DuckDB connection, each under a private name."""
+
+    def __init__(self, engine: LocalEngine, con: duckdb.DuckDBPyConnection) -> None:
+        self._engine = engine
+        self._con = con
+        self._bound: dict[tuple[str, int | None], tuple[str, pa.Schema]] = {}
+
+    def bind(self, ref: TableRef, version: int | None) -> tuple[str, pa.Schema]:
+        """A FROM-clause expression reading ``ref`` at ``version``, and the table's schema."""
+        key = (ref.uri, version)
+        if key in self._bound:
+            return self._bound[key]
+        dt = open_delta(ref, version=version)
+        check_readable(dt, ref, self._engine.name)
+        schema = arrow_schema(dt)
+        files = data_files(dt)
+        alias = f"__lakeloom_src{len(self._bound)}"
+        if not files:
+            self._con.register(alias, schema.empty_table())
+            expr = alias
+        elif is_local_uri(ref.uri) and not dt.metadata().partition_columns:
+            # DuckDB's own Parquet reader: parallel, with projection pushdown.
+            paths = [f.uri[len("file://") :] if f.uri.startswith("file://") else f.uri for f in files]
+            expr = (
+                f"read_parquet([{', '.join(_literal(p) for p in paths)}], "
+                "union_by_name = true, hive_partitioning = false)"
+            )
+        else:
+            self._con.register(alias, self._engine._dataset(dt, ref))
+            expr = alias
+        self._bound[key] = (expr, schema)
+        return expr, schema
+
+
+def _as_time(expr: str, t: pa.DataType) -> str:
+    """``expr`` as a UTC timestamp in microseconds (dates at midnight, naive times as UTC)."""
+    if pa.types.is_timestamp(t) and t.unit == "us" and t.tz is not None:
+        return expr
+    return f"cast({expr} as timestamptz)"
+
+
+def _as_key(expr: str, t: pa.DataType) -> str:
+    """``expr`` in the type both sides of a key compare (and hash) as."""
+    kind = key_kind(t)
+    if kind == "integer" and t != pa.int64():
+        return f"cast({expr} as bigint)"
+    if kind == "string" and t != pa.string():
+        return f"cast({expr} as varchar)"
+    return expr
+
+
+def _order(columns: Sequence[str]) -> str:
+    """ORDER BY terms that put the row that sorts last (nulls first) first."""
+    return ", ".join(f"{c} desc nulls last" for c in columns)
+
+
+# -- latest row per key ----------------------------------------------------------------
+def latest_per_key(
+    engine: LocalEngine,
+    table: TableRef,
+    keys: Sequence[str],
+    ts: str | None,
+    *,
+    version: int | None = None,
+    columns: Sequence[str] | None = None,
+) -> pa.Table:
+    """See :meth:`lakeloom.engines.base.Engine.latest_per_key`."""
+    keys = list(keys)
+    con = engine._connect()
+    try:
+        expr, schema = _Sources(engine, con).bind(table, version)
+        wanted = list(columns) if columns is not None else schema.names
+        check_latest(table.name, schema, keys, ts, wanted)
+        chosen = set(keys) | {ts} | set(wanted)
+        out = [c for c in schema.names if c in chosen]
+        order = [_q(ts)] if ts else []
+        order += [_q(c) for c in tiebreak_columns(schema, out) if c not in keys and c != ts]
+        not_null = " and ".join(f"{_q(k)} is not null" for k in keys)
+        window = f"partition by {', '.join(_q(k) for k in keys)}"
+        if order:
+            window += f" order by {_order(order)}"
+        query = (
+            f"select {', '.join(_q(c) for c in out)} from {expr} where {not_null} "
+            f"qualify row_number() over ({window}) = 1"
+        )
+        result = con.sql(query).to_arrow_table()
+    finally:
+        con.close()
+    return _conform(result, pa.schema([schema.field(c) for c in out]))
+
+
+def _conform(result: pa.Table, schema: pa.Schema) -> pa.Table:
+    if result.schema.equals(schema, check_metadata=False):
+        return result
+    return pa.table([result.column(f.name).cast(f.type) for f in schema], schema=schema)
+
+
+# -- point-in-time join ----------------------------------------------------------------
+def _spine_table(spine: object) -> pa.Table:
+    data = to_arrow_input(spine)
+    return data.read_all() if isinstance(data, pa.RecordBatchReader) else data
+
+
+class _Group:
+    """Lookups that match on the same spine columns: joined in one query per partition."""
+
+    def __init__(self, spine_keys: tuple[str, ...], spine_ts: str | None) -> None:
+        self.spine_keys = spine_keys
+        self.spine_ts = spine_ts
+        self.members: list[tuple[int, PointInTimeLookup, str, pa.Schema]] = []
+
+
+def point_in_time_join(
+    engine: LocalEngine, spine: object, lookups: Sequence[PointInTimeLookup]
+) -> pa.Table:
+    """See :meth:`lakeloom.engines.base.Engine.point_in_time_join`."""
+    base = _spine_table(spine)
+    con = engine._connect()
+    try:
+        sources = _Sources(engine, con)
+        bound = [sources.bind(lk.table, lk.version) for lk in lookups]
+        check_lookups(base.schema, lookups, [schema for _, schema in bound])
+        groups: dict[tuple[tuple[str, ...], str | None], _Group] = {}
+        for i, (lookup, (expr, schema)) in enumerate(zip(lookups, bound, strict=True)):
+            spine_ts = lookup.spine_timestamp if lookup.as_of else None
+            group = groups.setdefault(
+                (lookup.spine_key_columns, spine_ts), _Group(lookup.spine_key_columns, spine_ts)
+            )
+            group.members.append((i, lookup, expr, schema))
+        outputs: dict[int, list[pa.ChunkedArray]] = {}
+        for group in groups.values():
+            outputs.update(_join_group(con, base, group))
+    finally:
+        con.close()
+    result = base
+    for i, lookup in enumerate(lookups):
+        for name, column in zip(lookup.outputs, outputs[i], strict=True):
+            result = result.append_column(name, column)
+    return result
+
+
+def _join_group(
+    con: duckdb.DuckDBPyConnection, base: pa.Table, group: _Group
+) -> dict[int, list[pa.ChunkedArray]]:
+    n = base.num_rows
+    cols: dict[str, pa.ChunkedArray | pa.Array] = {ROW_ID: pa.array(np.arange(n, dtype=np.int64))}
+    key_exprs = []
+    for j, name in enumerate(group.spine_keys):
+        cols[f"__k{j}"] = base.column(name)
+        key_exprs.append(_as_key(f"__k{j}", base.schema.field(name).type))
+    select = [ROW_ID, *(f"{e} as __k{j}" for j, e in enumerate(key_exprs))]
+    if group.spine_ts is not None:
+        cols["__t"] = base.column(group.spine_ts)
+        select.append(f"{_as_time('__t', base.schema.field(group.spine_ts).type)} as __t")
+    con.register("__lakeloom_spine", pa.table(cols))
+    parts = max(1, math.ceil(n / PARTITION_ROWS))
+    key_list = ", ".join(f"__k{j}" for j in range(len(group.spine_keys)))
+    pieces: list[pa.Table] = []
+    for p in range(parts):
+        where = f" where hash({key_list}) % {parts} = {p}" if parts > 1 else ""
+        spine_sql = f"select * from (select {', '.join(select)} from __lakeloom_spine){where}"
+        query = _group_query(group, spine_sql, key_list, parts, p)
+        pieces.append(con.sql(query).to_arrow_table())
+    con.unregister("__lakeloom_spine")
+    joined = pa.concat_tables(pieces) if len(pieces) > 1 else pieces[0]
+    del pieces
+    # The inverse permutation of the row numbers puts every row back in spine order.
+    order = np.empty(n, dtype=np.int64)
+    order[joined.column(ROW_ID).to_numpy()] = np.arange(n, dtype=np.int64)
+    joined = joined.drop_columns([ROW_ID]).take(pa.array(order))
+    out: dict[int, list[pa.ChunkedArray]] = {}
+    for i, lookup, _, schema in group.members:
+        hit = joined.column(f"__h{i}") if f"__h{i}" in joined.column_names else None
+        columns = []
+        for j, (feature, name) in enumerate(zip(lookup.features, lookup.outputs, strict=True)):
+            column = joined.column(f"__o{i}_{j}")
+            typ = schema.field(feature).type
+            if column.type != typ:
+                column = column.cast(typ)
+            if hit is not None:
+                default = lookup.default_values.get(name)
+                column = pc.if_else(
+                    pc.fill_null(hit, False), column, _scalar(default, typ, name, lookup)
+                )
+            columns.append(column)
+        out[i] = columns
+    return out
+
+
+def _scalar(value: object, typ: pa.DataType, name: str, lookup: PointInTimeLookup) -> pa.Scalar:
+    try:
+        return pa.scalar(value, type=typ)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+        raise InvalidArgument(
+            f"default value {value!r} for {name!r} (table {lookup.table.name}) does not fit "
+            f"its type {typ}"
+        ) from None
+
+
+def _group_query(group: _Group, spine_sql: str, key_list: str, parts: int, p: int) -> str:
+    ctes = [f"__s as ({spine_sql})"]
+    select = [f"__s.{ROW_ID}"]
+    joins = []
+    for i, lookup, expr, schema in group.members:
+        name = f"__r{i}"
+        keys = [
+            f"{_as_key(_q(k), schema.field(k).type)} as __k{j}" for j, k in enumerate(lookup.keys)
+        ]
+        feats = [f"{_q(f)} as __o{i}_{j}" for j, f in enumerate(lookup.features)]
+        tb = [f"__o{i}_{lookup.features.index(c)}" for c in tiebreak_columns(schema, lookup.features)]
+        tcol = lookup.timestamp
+        proj = [*keys, *feats]
+        if tcol is not None:
+            proj.append(f"{_as_time(_q(tcol), schema.field(tcol).type)} as __t")
+        if lookup.written_at is not None:
+            w = lookup.written_at
+            proj.append(f"{_as_time(_q(w), schema.field(w).type)} as __w")
+        filters = [f"__k{j} is not null" for j in range(len(lookup.keys))]
+        if parts > 1:
+            filters.append(f"hash({key_list}) % {parts} = {p}")
+        if lookup.as_of:
+            filters.append("__t is not null")
+        rows = f"select * from (select {', '.join(proj)} from {expr}) where {' and '.join(filters)}"
+        on = " and ".join(f"__s.__k{j} = {name}.__k{j}" for j in range(len(lookup.keys)))
+        hit_needed = lookup.lookback is not None or bool(lookup.default_values)
+        outs = [f"{name}.__o{i}_{j}" for j in range(len(lookup.features))]
+        if lookup.as_of and lookup.written_at is None:
+            if not lookup.unique:
+                part_by = ", ".join([*(f"__k{j}" for j in range(len(lookup.keys))), "__t"])
+                if tb:
+                    rows = (
+                        f"select * from ({rows}) qualify row_number() over "
+                        f"(partition by {part_by} order by {_order(tb)}) = 1"
+                    )
+            ctes.append(f"{name} as ({rows})")
+            joins.append(f"asof left join {name} on {on} and __s.__t >= {name}.__t")
+            hit = f"({name}.__t is not null)"
+            if lookup.lookback is not None:
+                micros = int(lookup.lookback.total_seconds() * 1_000_000)
+                hit = f"({name}.__t >= __s.__t - to_microseconds({micros}))"
+        elif lookup.as_of:
+            # The cutoff depends on each spine row's time: a range join, then the best row.
+            cond = [on.replace("__s.", "s."), f"r.__t <= s.__t", "r.__w <= s.__t"]
+            if lookup.lookback is not None:
+                micros = int(lookup.lookback.total_seconds() * 1_000_000)
+                cond.append(f"r.__t >= s.__t - to_microseconds({micros})")
+            cond = [c.replace(f"{name}.", "r.") for c in cond]
+            order = _order(["r.__t", *(f"r.{c}" for c in tb)])
+            ctes.append(
+                f"{name} as (select * from (select s.{ROW_ID}, r.*, row_number() over "
+                f"(partition by s.{ROW_ID} order by {order}) as __n from __s s join ({rows}) r "
+                f"on {' and '.join(cond)}) where __n = 1)"
+            )
+            joins.append(f"left join {name} on __s.{ROW_ID} = {name}.{ROW_ID}")
+            hit = f"({name}.{ROW_ID} is not null)"
+        else:
+            order = (["__t"] if tcol is not None else []) + tb
+            if order or not lookup.unique:
+                part_by = ", ".join(f"__k{j}" for j in range(len(lookup.keys)))
+                window = f"partition by {part_by}"
+                if order:
+                    window += f" order by {_order(order)}"
+                rows = f"select * from ({rows}) qualify row_number() over ({window}) = 1"
+            ctes.append(f"{name} as (select *, true as __hit from ({rows}))")
+            joins.append(f"left join {name} on {on}")
+            hit = f"({name}.__hit is not null)"
+        select += outs
+        if hit_needed:
+            select.append(f"{hit} as __h{i}")
+    return f"with {', '.join(ctes)} select {', '.join(select)} from __s {' '.join(joins)}"
