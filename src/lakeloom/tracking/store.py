@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,14 +90,20 @@ _set_by_user: dict[str, str | None] = {}
 
 def activate(config: TrackingConfig) -> None:
     """Point the process-wide MLflow URIs at ``config`` (the last workspace opened wins)."""
-    import mlflow
+    mlflow = sys.modules.get("mlflow")
 
     for var in _MLFLOW_URI_VARS:
         current = os.environ.get(var)
         if var not in _set_by_lakeloom or current != _set_by_lakeloom[var]:
             _set_by_user[var] = current  # the user's own value (or its absence)
-    mlflow.set_tracking_uri(config.tracking_uri)
-    mlflow.set_registry_uri(config.registry_uri)
+    if mlflow is not None:
+        mlflow.set_tracking_uri(config.tracking_uri)
+        mlflow.set_registry_uri(config.registry_uri)
+    else:
+        # MLflow is not loaded yet (a CLI command that never tracks): its variables do the
+        # same job without paying its import time; MLflow reads them when it loads.
+        os.environ["MLFLOW_TRACKING_URI"] = config.tracking_uri
+        os.environ["MLFLOW_REGISTRY_URI"] = config.registry_uri
     for var in _MLFLOW_URI_VARS:
         _set_by_lakeloom[var] = os.environ.get(var)
     if config.artifact_root and config.embedded:
