@@ -14,6 +14,15 @@ the Spark engine (``--master``, default ``local[*]``):
 Spark's session start and first job are timed separately. There is no ratio goal: the
 script prints seconds and the spark/local ratio, and exits non-zero only on errors.
 
+Then, on ``--ml-rows`` labelled rows (default 200k; ``--quick``: 20k; ``0`` skips it):
+
+* ml train: lakeloom's training of ``logistic_regression`` end to end, tracked in MLflow:
+  scikit-learn on the local engine (``lakeloom.training.train``) against a Spark ML pipeline
+  on Spark (``lakeloom.training.spark_ml.train_spark``, one train/validation split);
+* ml batch score: read the table, score every row with the fitted model, write the
+  predictions table: the scikit-learn model on the local engine against the
+  ``PipelineModel`` on Spark (``score_spark``).
+
     python benchmarks/bench_engines.py --rows 1000000
 """
 
@@ -119,6 +128,86 @@ def run_spark(root: Path, data: pa.Table, engine: Any) -> dict[str, float]:
     return out
 
 
+def make_ml_data(rows: int, seed: int = 7) -> pa.Table:
+    """``rows`` labelled rows: five numbers, a 20-level category, a boolean ``label``."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((rows, 5))
+    level = rng.integers(0, 20, rows)
+    logit = x @ np.array([1.0, -0.5, 0.25, 0.0, 0.8]) + (level % 3 - 1) * 0.7
+    return pa.table(
+        {
+            "id": np.arange(rows, dtype=np.int64),
+            **{f"x{i}": x[:, i] for i in range(5)},
+            "segment": pa.array([f"s{v:02d}" for v in level]),
+            "label": rng.random(rows) < 1.0 / (1.0 + np.exp(-logit)),
+        }
+    )
+
+
+def run_ml(root: Path, data: pa.Table, spark_engine: Any) -> dict[str, tuple[float, float]]:
+    """Seconds (local, spark) of Spark ML training and batch scoring against scikit-learn."""
+    from lakeloom.tracking.store import TrackingConfig, activate, ensure_experiment
+    from lakeloom.training.spark_ml import score_spark, train_spark
+    from lakeloom.training.train import TrainingContext, train
+
+    tracking = TrackingConfig(
+        tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
+        registry_uri=f"sqlite:///{root / 'mlflow.db'}",
+        artifact_root=str(root / "mlartifacts"),
+    )
+    activate(tracking)  # model URIs (models:/...) resolve in this store
+    ensure_experiment(tracking, "warm-up")  # creates MLflow's schema outside the timings
+    local_engine = LocalEngine()
+    local = Tables(Storage(str(root / "local")), local_engine)
+    spark = Tables(Storage(str(root / "spark")), spark_engine)
+    local.write("bench.ml", data)
+    spark.write("bench.ml", data)
+    models = ["logistic_regression"]
+    local_train, local_result = timed(
+        lambda: train(
+            TrainingContext(tracking, local, local_engine),
+            "bench.ml",
+            label="label",
+            experiment="bench-local",
+            models=models,
+        )
+    )
+    spark_train, spark_result = timed(
+        lambda: train_spark(
+            TrainingContext(tracking, spark, spark_engine),
+            "bench.ml",
+            label="label",
+            experiment="bench-spark",
+            models=models,
+            cv=0,
+            params={"regParam": 0.01},
+        )
+    )
+    import mlflow.sklearn
+    import mlflow.spark
+
+    sk_model = mlflow.sklearn.load_model(local_result.best().model_uri)  # type: ignore[attr-defined]
+    spark_model = mlflow.spark.load_model(spark_result.best().model_uri)  # type: ignore[attr-defined]
+    features = [c for c in data.column_names if c not in ("id", "label")]
+
+    def score_local() -> int:
+        frame = local.read("bench.ml").to_pandas()
+        proba = sk_model.predict_proba(frame[features])[:, 1]
+        out = pa.table({"id": frame["id"].to_numpy(), "probability": proba})
+        return local.write("bench.scored", out, mode="overwrite")
+
+    def score_with_spark() -> int:
+        scored = score_spark(spark_model, spark.read("bench.ml"), keep=["id"])
+        return spark.write("bench.scored", scored, mode="overwrite")
+
+    local_score, _ = timed(score_local)
+    spark_score, _ = timed(score_with_spark)
+    return {
+        "ml train (end to end)": (local_train, spark_train),
+        "ml batch score": (local_score, spark_score),
+    }
+
+
 def parse_rows(text: str) -> list[int]:
     """``1000000`` or ``1e6,10e6`` or ``1M,10M`` to row counts."""
     out = []
@@ -136,6 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="100k rows only")
     parser.add_argument("--master", default="local[*]", help="Spark master (default local[*])")
     parser.add_argument("--driver-memory", default="6g", help="spark.driver.memory")
+    parser.add_argument(
+        "--ml-rows", type=parse_rows, help="rows for ML training and scoring (default 200k)"
+    )
     args = parser.parse_args(argv)
     counts: list[int] = args.rows or ([100_000] if args.quick else [1_000_000, 10_000_000])
 
@@ -153,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="lakeloom-bench-engines-"))
     try:
         print(f"{'rows':>12}  {'operation':<22} {'local s':>9} {'spark s':>9} {'spark/local':>12}")
-        for rows in counts:
+        for rows in counts if args.rows != [0] else []:
             data = make_data(rows)
             local = run_local(workdir / f"local-{rows}", data)
             spark = run_spark(workdir / f"spark-{rows}", data, engine)
@@ -163,6 +255,11 @@ def main(argv: list[str] | None = None) -> int:
                 ratio = f"{spark[op] / lo:11.1f}x" if lo else f"{'-':>12}"
                 print(f"{rows:>12,}  {op:<22} {lo_text} {spark[op]:9.2f} {ratio}")
             del data
+        ml_rows = args.ml_rows[0] if args.ml_rows else (20_000 if args.quick else 200_000)
+        if ml_rows:
+            ml = run_ml(workdir / "ml", make_ml_data(ml_rows), engine)
+            for op, (lo, sp) in ml.items():
+                print(f"{ml_rows:>12,}  {op:<22} {lo:9.2f} {sp:9.2f} {sp / lo:11.1f}x")
     finally:
         engine.close()
         shutil.rmtree(workdir, ignore_errors=True)

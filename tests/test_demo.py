@@ -30,8 +30,15 @@ def test_the_pipeline_file_is_found() -> None:
 def test_run_demo_sums_up_from_the_run_log(workspace: Workspace) -> None:
     seen: list[str] = []
     result = run_demo(workspace, customers=300, seed=7, on_event=lambda e, r: seen.append(e))
-    assert seen.count("start") == len(result.steps) == 4
-    assert all(s.status == "succeeded" for s in result.steps)
+    statuses = {s.step: s.status for s in result.steps}
+    assert statuses == {
+        "generate": "succeeded",
+        "demographics": "succeeded",
+        "rfm": "succeeded",
+        "training_set": "succeeded",
+        "spark_train": "skipped",  # runs only on the spark engine
+    }
+    assert seen.count("start") >= 4
     rows = {t.table: t.rows for t in result.tables}
     assert rows["raw.customers"] == 300 and rows["ml.churn_training"] == 300
     assert rows["features.customer_demographics"] == 330  # labelled + new customers

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
     from mlflow import MlflowClient
 
+    from lakeloom.features.store import FeatureStore
     from lakeloom.tracking.registry import Registry
     from lakeloom.tracking.runs import Runs
     from lakeloom.training.train import TrainingResult
@@ -208,6 +209,26 @@ class Workspace:
             run_name=run_name,
         )
 
+    @cached_property
+    def features(self) -> FeatureStore:
+        """The feature store: feature tables, point-in-time training sets, feature-aware models.
+
+        >>> ws.features.create_table("features.c", "customer_id", "ts", df=df)  # doctest: +SKIP
+        """
+        from lakeloom.features.store import FeatureContext, FeatureStore
+
+        return FeatureStore(
+            FeatureContext(self.tables, self.engine, self.tracking, self.settings, self.storage)
+        )
+
+    def score_batch(self, model: Any, data: Any, **options: Any) -> Frame:
+        """Score ``data`` with ``model`` (a URI such as ``models:/churn@production``).
+
+        A feature-aware model needs only its lookup keys (and the label time for point in
+        time): it fetches its features. See :func:`lakeloom.features.scoring.score_batch`.
+        """
+        return self.features.score_batch(model, data, **options)
+
     def sql(self, query: str) -> Frame:
         """SQL over the lakehouse; ``schema.table`` names resolve to Delta tables."""
         return self.tables.sql(query)
@@ -217,6 +238,7 @@ class Workspace:
         engine = self.__dict__.pop("engine", None)
         self.__dict__.pop("tables", None)
         self.__dict__.pop("registry", None)
+        self.__dict__.pop("features", None)
         if engine is not None:
             engine.close()
 

@@ -15,14 +15,21 @@ from lakeloom.settings import SparkSettings
 
 #: Small and fixed, so runs are comparable on any machine.
 SPARK_TEST_SETTINGS = SparkSettings(master="local[2]", conf={"spark.sql.shuffle.partitions": "2"})
+#: A Spark Connect URL to run the Spark side of the suite against instead of local[2]
+#: (tests/distributed sets it). pyspark's own variable: the root conftest removes every
+#: LAKELOOM_* variable, so LAKELOOM_SPARK_REMOTE cannot carry it into a test session.
+CONNECT_URL_VAR = "SPARK_REMOTE"
 
 
 @pytest.fixture(scope="session")
 def spark_engine() -> Iterator[Engine]:
-    """One Spark engine (and session) for the whole test session."""
+    """One Spark engine (and session) for the whole test session ($SPARK_REMOTE: Connect)."""
+    import os
+
     from lakeloom.engines.spark import SparkEngine
 
-    engine = SparkEngine(SPARK_TEST_SETTINGS)
+    remote = os.environ.get(CONNECT_URL_VAR, "")
+    engine = SparkEngine(SparkSettings(remote=remote) if remote else SPARK_TEST_SETTINGS)
     engine.spark.range(1).count()  # start now (and warm up), not inside the first test
     try:
         yield engine

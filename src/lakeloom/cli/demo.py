@@ -13,7 +13,7 @@ from lakeloom.cli.output import (
     rows_table,
 )
 from lakeloom.cli.run import render_steps
-from lakeloom.cli.state import common_options, get_state
+from lakeloom.cli.state import ENGINES, common_options, get_state
 from lakeloom.demo import run_demo
 
 __all__ = ["DEFAULT_WORKSPACE", "demo"]
@@ -31,8 +31,14 @@ DEFAULT_WORKSPACE = "./lakeloom-demo"
     help="Customers to generate [default: the pipeline's, 5000].",
 )
 @click.option("--seed", type=int, default=None, help="Random seed [default: the pipeline's].")
+@click.option(
+    "--engine",
+    type=click.Choice(ENGINES),
+    default=None,
+    help="Run on this engine (spark: the SQL on Spark, plus a Spark ML step).",
+)
 @common_options
-def demo(customers: int | None, seed: int | None) -> None:
+def demo(customers: int | None, seed: int | None, engine: str | None) -> None:
     """Run the churn pipeline (examples/churn/pipeline.toml) in a demo workspace.
 
     Creates the workspace (--workspace, default ./lakeloom-demo), generates raw data, builds
@@ -40,6 +46,8 @@ def demo(customers: int | None, seed: int | None) -> None:
     again overwrites the demo's tables with new versions.
     """
     state = get_state()
+    if engine is not None:
+        state.engine = engine
     ws = state.init(state.workspace or DEFAULT_WORKSPACE)
     progress = StepProgress()
     try:

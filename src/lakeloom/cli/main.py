@@ -14,7 +14,12 @@ from typing import Any
 
 import click
 
-from lakeloom.cli import basic, data, demo, run, sql, tables, ui
+from lakeloom.cli import automl, basic, data, demo, run, sql, tables, ui
+from lakeloom.cli import features as features_cli
+from lakeloom.cli import models as models_cli
+from lakeloom.cli import runs as runs_cli
+from lakeloom.cli import serve as serve_cli
+from lakeloom.cli import train as train_cli
 from lakeloom.cli.output import report_error
 from lakeloom.cli.state import ENGINES, State, common_options, get_state
 
@@ -70,6 +75,12 @@ for _command in (
     run.run,
     demo.demo,
     ui.ui,
+    automl.automl,
+    train_cli.train,
+    runs_cli.runs,
+    models_cli.models,
+    features_cli.features,
+    serve_cli.serve,
 ):
     cli.add_command(_command)
 
@@ -111,6 +122,9 @@ def main() -> None:
     ``os._exit`` skips interpreter teardown, where delta-rs and pyarrow threads can abort
     the process (exit 134) after the work is done.
     """
+    # MLflow prints "View run ... at: URL" on stdout for tracking servers, which would break
+    # `--json` output; the CLI reports runs itself.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     code = run_cli(sys.argv[1:])
     for stream in (sys.stdout, sys.stderr):
         try:

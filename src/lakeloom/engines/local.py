@@ -497,9 +497,7 @@ class LocalEngine:
         """One row per key, the latest by ``ts`` (see :meth:`Engine.latest_per_key`)."""
         from lakeloom.engines import local_pit
 
-        return local_pit.latest_per_key(
-            self, table, keys, ts, version=version, columns=columns
-        )
+        return local_pit.latest_per_key(self, table, keys, ts, version=version, columns=columns)
 
     def point_in_time_join(self, spine: Frame, lookups: Sequence[Any]) -> pa.Table:
         """Features as of each spine row (see :meth:`Engine.point_in_time_join`)."""

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import numpy as np
@@ -81,7 +82,9 @@ class _Sources:
             expr = alias
         elif is_local_uri(ref.uri) and not dt.metadata().partition_columns:
             # DuckDB's own Parquet reader: parallel, with projection pushdown.
-            paths = [f.uri[len("file://") :] if f.uri.startswith("file://") else f.uri for f in files]
+            paths = [
+                f.uri[len("file://") :] if f.uri.startswith("file://") else f.uri for f in files
+            ]
             expr = (
                 f"read_parquet([{', '.join(_literal(p) for p in paths)}], "
                 "union_by_name = true, hive_partitioning = false)"
@@ -216,19 +219,26 @@ def _join_group(
     con.register("__lakeloom_spine", pa.table(cols))
     parts = max(1, math.ceil(n / PARTITION_ROWS))
     key_list = ", ".join(f"__k{j}" for j in range(len(group.spine_keys)))
-    pieces: list[pa.Table] = []
-    for p in range(parts):
-        where = f" where hash({key_list}) % {parts} = {p}" if parts > 1 else ""
-        spine_sql = f"select * from (select {', '.join(select)} from __lakeloom_spine){where}"
-        query = _group_query(group, spine_sql, key_list, parts, p)
-        pieces.append(con.sql(query).to_arrow_table())
+    gather: _Gather | None = None
+    # Batches are put in place on a second thread while DuckDB makes the next one.
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        pending: Future[None] | None = None
+        for p in range(parts):
+            where = f" where hash({key_list}) % {parts} = {p}" if parts > 1 else ""
+            spine_sql = f"select * from (select {', '.join(select)} from __lakeloom_spine){where}"
+            query = _group_query(group, spine_sql, key_list, parts, p)
+            reader = con.sql(query).fetch_record_batch(_BATCH_ROWS)
+            gather = gather or _Gather(reader.schema, n)
+            for batch in reader:
+                if pending is not None:
+                    pending.result()
+                pending = worker.submit(gather.add, batch)
+        if pending is not None:
+            pending.result()
     con.unregister("__lakeloom_spine")
-    joined = pa.concat_tables(pieces) if len(pieces) > 1 else pieces[0]
-    del pieces
-    # The inverse permutation of the row numbers puts every row back in spine order.
-    order = np.empty(n, dtype=np.int64)
-    order[joined.column(ROW_ID).to_numpy()] = np.arange(n, dtype=np.int64)
-    joined = joined.drop_columns([ROW_ID]).take(pa.array(order))
+    assert gather is not None
+    joined = gather.result()
+    del gather
     out: dict[int, list[pa.ChunkedArray]] = {}
     for i, lookup, _, schema in group.members:
         hit = joined.column(f"__h{i}") if f"__h{i}" in joined.column_names else None
@@ -246,6 +256,84 @@ def _join_group(
             columns.append(column)
         out[i] = columns
     return out
+
+
+_BATCH_ROWS = 1 << 17
+
+
+def _fixed_width(t: pa.DataType) -> pa.DataType | None:
+    """The integer type holding ``t``'s values when they can be scattered with numpy."""
+    if pa.types.is_integer(t) or pa.types.is_floating(t):
+        return t
+    if pa.types.is_timestamp(t) or pa.types.is_date64(t) or pa.types.is_duration(t):
+        return pa.int64()
+    if pa.types.is_date32(t):
+        return pa.int32()
+    return None
+
+
+class _Gather:
+    """Puts streamed result rows back in spine order as they arrive (by their row ids).
+
+    Fixed-width columns are scattered into preallocated numpy arrays, so memory holds the
+    result once plus one batch, never the whole result twice; other columns (strings,
+    nested) are kept and reordered at the end with one gather.
+    """
+
+    def __init__(self, schema: pa.Schema, n: int) -> None:
+        self.schema = schema.remove(schema.get_field_index(ROW_ID))
+        self.n = n
+        self.values: dict[str, Any] = {}
+        self.valid: dict[str, Any] = {}
+        self.kept: dict[str, list[pa.Array]] = {}
+        self.rows: list[Any] = []
+        for f in self.schema:
+            storage = _fixed_width(f.type)
+            if storage is None:
+                self.kept[f.name] = []
+            else:
+                self.values[f.name] = np.zeros(n, dtype=storage.to_pandas_dtype())
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        rows = batch.column(ROW_ID).to_numpy()
+        if self.kept:
+            self.rows.append(rows)
+        for f in self.schema:
+            column = batch.column(f.name)
+            if f.name in self.kept:
+                self.kept[f.name].append(column)
+                continue
+            storage = _fixed_width(f.type)
+            assert storage is not None
+            data = column if storage == f.type else column.view(storage)
+            if column.null_count:
+                if f.name not in self.valid:
+                    self.valid[f.name] = np.ones(self.n, dtype=bool)
+                self.valid[f.name][rows] = column.is_valid().to_numpy(zero_copy_only=False)
+                if not pa.types.is_floating(storage):  # floats come out with NaN in place
+                    data = pc.fill_null(data, pa.scalar(0, storage))
+            elif f.name in self.valid:
+                self.valid[f.name][rows] = True
+            self.values[f.name][rows] = data.to_numpy(zero_copy_only=False)
+
+    def result(self) -> pa.Table:
+        columns: list[pa.Array | pa.ChunkedArray] = []
+        order = None
+        if self.kept:
+            order = np.empty(self.n, dtype=np.int64)
+            order[np.concatenate(self.rows) if self.rows else []] = np.arange(self.n)
+        for f in self.schema:
+            if f.name in self.kept:
+                chunks = self.kept.pop(f.name)
+                whole = pa.chunked_array(chunks, type=f.type)
+                columns.append(whole.take(pa.array(order)))
+                continue
+            values = self.values.pop(f.name)
+            valid = self.valid.pop(f.name, None)
+            storage = _fixed_width(f.type)
+            array = pa.array(values, type=storage, mask=None if valid is None else ~valid)
+            columns.append(array if storage == f.type else array.view(f.type))
+        return pa.table(columns, schema=self.schema)
 
 
 def _scalar(value: object, typ: pa.DataType, name: str, lookup: PointInTimeLookup) -> pa.Scalar:
@@ -268,7 +356,9 @@ def _group_query(group: _Group, spine_sql: str, key_list: str, parts: int, p: in
             f"{_as_key(_q(k), schema.field(k).type)} as __k{j}" for j, k in enumerate(lookup.keys)
         ]
         feats = [f"{_q(f)} as __o{i}_{j}" for j, f in enumerate(lookup.features)]
-        tb = [f"__o{i}_{lookup.features.index(c)}" for c in tiebreak_columns(schema, lookup.features)]
+        tb = [
+            f"__o{i}_{lookup.features.index(c)}" for c in tiebreak_columns(schema, lookup.features)
+        ]
         tcol = lookup.timestamp
         proj = [*keys, *feats]
         if tcol is not None:
@@ -301,26 +391,26 @@ def _group_query(group: _Group, spine_sql: str, key_list: str, parts: int, p: in
                 hit = f"({name}.__t >= __s.__t - to_microseconds({micros}))"
         elif lookup.as_of:
             # The cutoff depends on each spine row's time: a range join, then the best row.
-            cond = [on.replace("__s.", "s."), f"r.__t <= s.__t", "r.__w <= s.__t"]
+            cond = [on.replace("__s.", "s."), "r.__t <= s.__t", "r.__w <= s.__t"]
             if lookup.lookback is not None:
                 micros = int(lookup.lookback.total_seconds() * 1_000_000)
                 cond.append(f"r.__t >= s.__t - to_microseconds({micros})")
             cond = [c.replace(f"{name}.", "r.") for c in cond]
-            order = _order(["r.__t", *(f"r.{c}" for c in tb)])
+            best = _order(["r.__t", *(f"r.{c}" for c in tb)])
             ctes.append(
                 f"{name} as (select * from (select s.{ROW_ID}, r.*, row_number() over "
-                f"(partition by s.{ROW_ID} order by {order}) as __n from __s s join ({rows}) r "
+                f"(partition by s.{ROW_ID} order by {best}) as __n from __s s join ({rows}) r "
                 f"on {' and '.join(cond)}) where __n = 1)"
             )
             joins.append(f"left join {name} on __s.{ROW_ID} = {name}.{ROW_ID}")
             hit = f"({name}.{ROW_ID} is not null)"
         else:
-            order = (["__t"] if tcol is not None else []) + tb
-            if order or not lookup.unique:
+            latest = (["__t"] if tcol is not None else []) + tb
+            if latest or not lookup.unique:
                 part_by = ", ".join(f"__k{j}" for j in range(len(lookup.keys)))
                 window = f"partition by {part_by}"
-                if order:
-                    window += f" order by {_order(order)}"
+                if latest:
+                    window += f" order by {_order(latest)}"
                 rows = f"select * from ({rows}) qualify row_number() over ({window}) = 1"
             ctes.append(f"{name} as (select *, true as __hit from ({rows}))")
             joins.append(f"left join {name} on {on}")

@@ -15,6 +15,7 @@ from lakeloom.engines.base import PointInTimeLookup
 from lakeloom.errors import InvalidArgument, SchemaMismatch
 
 __all__ = [
+    "INTERNAL_PREFIX",
     "ROW_ID",
     "check_latest",
     "check_lookups",
@@ -24,8 +25,10 @@ __all__ = [
     "tiebreak_columns",
 ]
 
-#: Column that numbers the spine's rows inside a join (never in a result).
-ROW_ID = "__lakeloom_row"
+#: Prefix of the columns engines add while joining (never in a result, refused in a spine).
+INTERNAL_PREFIX = "__lakeloom_"
+#: Column that numbers the spine's rows inside a join.
+ROW_ID = INTERNAL_PREFIX + "row"
 
 
 def is_time(t: pa.DataType) -> bool:
@@ -70,8 +73,7 @@ def tiebreak_columns(schema: pa.Schema, columns: Sequence[str]) -> list[str]:
 
 def _missing(what: str, names: Sequence[str], have: Sequence[str]) -> SchemaMismatch:
     return SchemaMismatch(
-        f"{what} has no column(s) {', '.join(map(repr, names))}; its columns: "
-        f"{', '.join(have)}"
+        f"{what} has no column(s) {', '.join(map(repr, names))}; its columns: {', '.join(have)}"
     )
 
 
@@ -102,8 +104,12 @@ def check_lookups(
     for unknown outputs and a lookback without a spine time (``InvalidArgument``).
     """
     taken = set(spine.names)
-    if ROW_ID in taken:
-        raise InvalidArgument(f"the spine must not have a column named {ROW_ID!r}")
+    reserved = sorted(c for c in taken if c.startswith(INTERNAL_PREFIX))
+    if reserved:
+        raise InvalidArgument(
+            f"the spine's column(s) {', '.join(map(repr, reserved))} use the prefix "
+            f"{INTERNAL_PREFIX!r}, which lakeloom reserves for its own columns; rename them"
+        )
     for lookup, schema in zip(lookups, tables, strict=True):
         name = lookup.table.name
         if not lookup.keys:

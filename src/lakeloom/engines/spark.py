@@ -380,6 +380,27 @@ class SparkEngine:
 
         return with_commit_retries(commit, table=table.name, what="merge")
 
+    # -- point in time (lakeloom.engines.spark_pit) ------------------------------------
+    def latest_per_key(
+        self,
+        table: TableRef,
+        keys: Sequence[str],
+        ts: str | None,
+        *,
+        version: int | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> DataFrame:
+        """One row per key, the latest by ``ts`` (see :meth:`Engine.latest_per_key`)."""
+        from lakeloom.engines import spark_pit
+
+        return spark_pit.latest_per_key(self, table, keys, ts, version=version, columns=columns)
+
+    def point_in_time_join(self, spine: Any, lookups: Sequence[Any]) -> DataFrame:
+        """Features as of each spine row (see :meth:`Engine.point_in_time_join`)."""
+        from lakeloom.engines import spark_pit
+
+        return spark_pit.point_in_time_join(self, spine, lookups)
+
     # -- conversion --------------------------------------------------------------------
     def from_input(self, data: Any) -> DataFrame:
         """A Spark DataFrame from pandas, polars, Arrow or Spark input (Spark: unchanged).

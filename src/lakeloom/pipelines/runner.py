@@ -144,7 +144,12 @@ def run_pipeline(
         )
         result.records.append(record)
         pending.append(record)
-        if step.name not in selected or failure is not None:
+        if step.engines and ws.settings.engine not in step.engines:
+            record.message = (
+                f"runs on the {' or '.join(step.engines)} engine; this run uses "
+                f"{ws.settings.engine}"
+            )
+        if step.name not in selected or failure is not None or record.message:
             if on_event:
                 on_event("end", record)
             continue

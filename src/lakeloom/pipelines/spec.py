@@ -12,6 +12,7 @@ The format (``examples/churn/pipeline.toml`` is a commented example)::
     name = "generate"                   # unique
     kind = "generate_churn"             # a registered kind (lakeloom.pipelines.steps)
     customers = "${params.customers}"   # the kind's own keys
+    engines = ["spark"]                 # optional: run only on these engines (else skipped)
 
 A value that is exactly ``"${params.x}"`` takes the param's value and type; inside a longer
 string the param is formatted into it. Every error names the file, the step and the key.
@@ -48,6 +49,8 @@ class StepSpec:
     params: Any
     #: The step's keys after ``${params.*}`` substitution (without name and kind).
     values: Mapping[str, Any] = field(default_factory=dict)
+    #: Engines the step runs on (``engines = ["spark"]``); empty: every engine.
+    engines: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -148,16 +151,33 @@ def _step(raw: Any, index: int, path: str, params: Mapping[str, Any]) -> StepSpe
     except InvalidArgument as exc:
         raise PipelineError(f"{label}: {exc}") from None
     label = f"{label} (kind {kind_name})"
+    engines = _engines(raw.get("engines"), label)
     values = {
         key: _substitute(value, params, f"{label}: key {key!r}")
         for key, value in raw.items()
-        if key not in ("name", "kind")
+        if key not in ("name", "kind", "engines")
     }
     try:
         checked = build_params(kind.params, values)
     except ParamsError as exc:
         raise PipelineError(f"{label}: {exc}") from None
-    return StepSpec(name=name, kind=kind_name, index=index, params=checked, values=values)
+    return StepSpec(
+        name=name, kind=kind_name, index=index, params=checked, values=values, engines=engines
+    )
+
+
+def _engines(value: Any, label: str) -> tuple[str, ...]:
+    """The step's ``engines`` key: which engines it runs on (any when absent)."""
+    from lakeloom.settings import ENGINES
+
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not value or any(e not in ENGINES for e in value):
+        raise PipelineError(
+            f"{label}: key 'engines' must be a list of engine names ({', '.join(ENGINES)}), "
+            f"got {value!r}"
+        )
+    return tuple(value)
 
 
 def load_pipeline(

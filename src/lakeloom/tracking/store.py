@@ -86,6 +86,10 @@ def tracking_config(settings: Settings, storage: Storage) -> TrackingConfig:
 _MLFLOW_URI_VARS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 _set_by_lakeloom: dict[str, str | None] = {}
 _set_by_user: dict[str, str | None] = {}
+# Every value lakeloom ever exported, so that one put back later (e.g. by a test's environment
+# restore) is still known as lakeloom's own rather than taken for the user's choice.
+_exported: dict[str, set[str]] = {var: set() for var in _MLFLOW_URI_VARS}
+_MARKER = "_LAKELOOM_EXPORTED_"
 
 
 def activate(config: TrackingConfig) -> None:
@@ -94,6 +98,8 @@ def activate(config: TrackingConfig) -> None:
 
     for var in _MLFLOW_URI_VARS:
         current = os.environ.get(var)
+        if current in _exported[var]:
+            continue
         if var not in _set_by_lakeloom or current != _set_by_lakeloom[var]:
             _set_by_user[var] = current  # the user's own value (or its absence)
     if mlflow is not None:
@@ -105,7 +111,12 @@ def activate(config: TrackingConfig) -> None:
         os.environ["MLFLOW_TRACKING_URI"] = config.tracking_uri
         os.environ["MLFLOW_REGISTRY_URI"] = config.registry_uri
     for var in _MLFLOW_URI_VARS:
-        _set_by_lakeloom[var] = os.environ.get(var)
+        _set_by_lakeloom[var] = value = os.environ.get(var)
+        if value is not None:
+            _exported[var].add(value)
+            # Child processes inherit the exported URI; this marker tells their lakeloom
+            # that it came from a parent's workspace, not from the user.
+            os.environ[_MARKER + var] = value
     if config.artifact_root and config.embedded:
         os.environ[_ARTIFACT_ROOT_ENV] = config.artifact_root
     else:
@@ -119,7 +130,11 @@ def user_environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
     """
     out = dict(os.environ if env is None else env)
     for var in _MLFLOW_URI_VARS:
-        if var in _set_by_lakeloom and out.get(var) == _set_by_lakeloom[var]:
+        if (
+            out.get(var) in _exported[var]
+            or out.get(var) == out.get(_MARKER + var)
+            or (var in _set_by_lakeloom and out.get(var) == _set_by_lakeloom[var])
+        ):
             original = _set_by_user.get(var)
             if original is None:
                 out.pop(var, None)

@@ -1,0 +1,84 @@
+"""The inference table: what one request writes, sampling, compaction."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pyarrow as pa
+
+from conftest import COLUMNS, Endpoint, Registry, records
+from lakeloom.deployment.config import InferenceTableConfig
+from lakeloom.deployment.inference_log import META_COLUMNS, InferenceLogger, LogEntry
+
+
+def _rows(registry: Registry, table: str, where: str, expect: int) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + 30
+    rows: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        if registry.ws.tables.exists(table):
+            rows = registry.ws.sql(f"select * from {table} where {where} order by row").to_pylist()
+            if len(rows) >= expect:
+                return rows
+        time.sleep(0.2)
+    raise AssertionError(f"{expect} rows never reached {table}: {rows}")
+
+
+def test_a_request_becomes_typed_rows(main_endpoint: Endpoint, registry: Registry) -> None:
+    frame = registry.frame.iloc[10:13][COLUMNS]
+    resp = main_endpoint.post(
+        {"dataframe_records": records(frame)}, headers={"X-Request-ID": "log-1"}
+    )
+    assert resp.status_code == 200
+    rows = _rows(registry, main_endpoint.table, "request_id = 'log-1' and route <> 'shadow'", 3)
+    assert len(rows) == 3
+    schema = registry.ws.tables.describe(main_endpoint.table).schema
+    types = {f.name: f.type for f in schema}
+    assert types["tenure"] == pa.int64() and types["spend"] == pa.float64()
+    assert types["plan"] == pa.string() and types["email_opt_in"] == pa.bool_()
+    assert types["time"] == pa.timestamp("us", tz="UTC")
+    assert set(META_COLUMNS) <= set(types)
+    first = rows[0]
+    assert first["endpoint"] == "churn" and first["status"] == 200
+    assert first["route"] == resp.headers["x-lakeloom-route"]
+    assert first["model_name"] == "churn_model"
+    assert str(first["model_version"]) == resp.headers["x-lakeloom-model-version"]
+    assert first["latency_ms"] > 0
+    assert [r["row"] for r in rows] == [0, 1, 2]
+    assert [r["tenure"] for r in rows] == frame["tenure"].tolist()
+    assert json.loads(first["request"]) == records(frame)[0]
+    predictions = resp.json()["predictions"]
+    assert [json.loads(r["response"]) for r in rows] == predictions
+    assert [r["prediction"] for r in rows] == [float(p) for p in predictions]
+
+
+def test_errors_are_logged_without_features(main_endpoint: Endpoint, registry: Registry) -> None:
+    resp = main_endpoint.raw(b"{oops", "application/json", headers={"X-Request-ID": "log-bad"})
+    assert resp.status_code == 400
+    rows = _rows(registry, main_endpoint.table, "request_id = 'log-bad'", 1)
+    assert rows[0]["status"] == 400 and rows[0]["request"] is None
+    assert json.loads(rows[0]["response"])["error_code"] == "BAD_REQUEST"
+
+
+def test_table_is_compacted(main_endpoint: Endpoint, registry: Registry) -> None:
+    payload = {"dataframe_records": records(registry.frame.head(1)[COLUMNS])}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        main_endpoint.post(payload)
+        history = registry.ws.tables.history(main_endpoint.table)
+        if any(h["operation"] == "OPTIMIZE" for h in history):
+            return
+        time.sleep(0.3)
+    raise AssertionError("the inference table was never optimized")
+
+
+def test_sampling_and_backpressure(registry: Registry) -> None:
+    config = InferenceTableConfig(max_pending_rows=5)
+    logger = InferenceLogger(registry.ws.tables, "lakeloom.inference_unit", "unit", config)
+    entry = LogEntry("r", time.time(), "a", "m", 1, 200, 1.0, ("x",), ("double",), [(1.0,)], [0.5])
+    for _ in range(8):
+        logger.log(entry)
+    assert logger.rows_dropped == 3
+    assert logger.flush() == 5
+    assert registry.ws.tables.read("lakeloom.inference_unit").num_rows == 5
