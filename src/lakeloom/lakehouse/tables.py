@@ -24,7 +24,7 @@ from lakeloom.durations import parse_duration
 from lakeloom.engines.base import Engine, Frame, SchemaMode, TableRef, WriteMode
 from lakeloom.engines.delta_log import arrow_filesystem, arrow_schema, open_delta, table_exists
 from lakeloom.errors import InvalidArgument, TableNotFound
-from lakeloom.lakehouse.names import RESERVED_SCHEMA, parse_table_name
+from lakeloom.lakehouse.names import parse_table_name
 from lakeloom.lakehouse.storage import Storage
 
 __all__ = ["TableInfo", "Tables"]
@@ -348,8 +348,3 @@ def _parse_timestamp(value: datetime | str) -> datetime:
             f"timestamp {value!r} is not ISO 8601 (e.g. 2026-01-31T12:00:00Z)"
         ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def reserved(name: str) -> bool:
-    """Whether ``name`` lives in lakeloom's reserved schema."""
-    return name.split(".", 1)[0].lower() == RESERVED_SCHEMA
