@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -31,20 +32,44 @@ def test_run_demo_sums_up_from_the_run_log(workspace: Workspace) -> None:
     seen: list[str] = []
     result = run_demo(workspace, customers=300, seed=7, on_event=lambda e, r: seen.append(e))
     statuses = {s.step: s.status for s in result.steps}
-    assert statuses == {
-        "generate": "succeeded",
-        "demographics": "succeeded",
-        "rfm": "succeeded",
-        "training_set": "succeeded",
-        "spark_train": "skipped",  # runs only on the spark engine
-    }
-    assert seen.count("start") >= 4
+    assert statuses.pop("spark_train") == "skipped"  # runs only on the spark engine
+    assert set(statuses.values()) == {"succeeded"}, statuses
+    assert seen.count("start") >= len(statuses)
     rows = {t.table: t.rows for t in result.tables}
-    assert rows["raw.customers"] == 300 and rows["ml.churn_training"] == 300
+    assert rows["raw.customers"] == 300
+    assert rows["ml.churn_training"] + rows["ml.churn_holdout"] == 300
     assert rows["features.customer_demographics"] == 330  # labelled + new customers
+    assert rows["ml.new_customer_features"] == 30
     assert result.tracking_uri == workspace.tracking.tracking_uri
     assert any(c.endswith(f"ui --workspace {workspace.root}") for c in result.next_commands)
     assert json.loads(json.dumps(result.to_dict()))["run_id"] == result.run_id
+
+
+def test_the_demo_trains_compares_registers_and_gates(workspace: Workspace) -> None:
+    summaries: dict[str, str] = {}
+
+    def keep(event: str, record: Any) -> None:
+        if event == "end":
+            summaries[record.step] = record.message or ""
+
+    run_demo(workspace, customers=400, seed=5, on_event=keep)
+    for family in ("logistic_regression", "random_forest", "xgboost"):
+        assert family in summaries["train"]  # the comparison, best first
+    compared = workspace.runs.compare("churn", "roc_auc")
+    assert len(compared) == 3
+    assert sorted(compared["model"].tolist()) == [
+        "logistic_regression",
+        "random_forest",
+        "xgboost",
+    ]
+    best = workspace.runs.best("churn", "roc_auc")
+    production = workspace.registry.resolve("models:/churn_model@production")
+    assert production.run_id == best.run_id  # the best run, registered and promoted
+    assert "promoted" in summaries["gate"]
+    moves = workspace.registry.history("churn_model")
+    assert [(m.alias, m.to_version) for m in moves if m.moved] == [
+        ("production", production.version)
+    ]
 
 
 def test_the_training_set_is_point_in_time_correct(workspace: Workspace) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,7 +18,9 @@ import click
 from lakeloom.cli import automl, basic, data, demo, run, sql, tables, ui
 from lakeloom.cli import features as features_cli
 from lakeloom.cli import models as models_cli
+from lakeloom.cli import monitor as monitor_cli
 from lakeloom.cli import runs as runs_cli
+from lakeloom.cli import score as score_cli
 from lakeloom.cli import serve as serve_cli
 from lakeloom.cli import train as train_cli
 from lakeloom.cli.output import report_error
@@ -81,6 +84,9 @@ for _command in (
     models_cli.models,
     features_cli.features,
     serve_cli.serve,
+    score_cli.score,
+    monitor_cli.monitor,
+    monitor_cli.ab,
 ):
     cli.add_command(_command)
 
@@ -125,6 +131,13 @@ def main() -> None:
     # MLflow prints "View run ... at: URL" on stdout for tracking servers, which would break
     # `--json` output; the CLI reports runs itself.
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    # Progress bars of artifact downloads and MLflow's INFO lines (database migrations, ...)
+    # drown a command's own report; MLflow's warnings still show.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    if "--debug" not in sys.argv[1:]:
+        # Hints MLflow gives to notebook users about signatures that lakeloom writes itself.
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow\.types\.utils")
     code = run_cli(sys.argv[1:])
     for stream in (sys.stdout, sys.stderr):
         try:

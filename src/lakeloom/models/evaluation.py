@@ -80,7 +80,7 @@ def _align(y_true: np.ndarray[Any, Any], classes: Sequence[Any]) -> np.ndarray[A
 
 
 def permutation_importances(
-    model: Any, X: pd.DataFrame, y: Any, task: str, *, seed: int, n_repeats: int = 5
+    model: Any, X: pd.DataFrame, y: Any, task: str, *, seed: int, n_repeats: int = 3
 ) -> dict[str, float]:
     """How much the score drops when each raw input column is shuffled (mean over repeats).
 

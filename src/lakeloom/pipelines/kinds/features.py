@@ -22,8 +22,8 @@
         { table = "features.customer_rfm_daily", lookup_key = "customer_id",
           timestamp_lookup_key = "label_date" },
     ]
-    model = { experiment = "churn", models = ["logistic_regression"],
-              registered_model_name = "churn_model", exclude = ["customer_id", "label_date"] }
+    model = { experiment = "churn_by_key", models = ["logistic_regression"],
+              registered_model_name = "churn_by_key", exclude = ["customer_id", "label_date"] }
 
     [[steps]]
     name = "publish"
@@ -152,10 +152,12 @@ def features_step(ctx: StepContext, params: FeaturesParams) -> str | None:
 class TrainingSetParams:
     """Keys of a ``training_set`` step."""
 
-    #: The label table (its version is pinned and recorded).
+    #: The label table (its version is pinned and recorded); for a scoring set, the rows to
+    #: score (the entities, and a time column when the lookups are point in time).
     labels: str
     lookups: list[dict[str, Any]]
-    label: str
+    #: The label column; leave it out to build the features of rows to score.
+    label: str | None = None
     output_table: str | None = None
     exclude_columns: list[str] | None = None
     #: Ignore feature rows written after each label's time (Delta time travel).
@@ -190,6 +192,8 @@ class TrainingSetParams:
                 )
             if "experiment" not in self.model:
                 raise ValueError("key 'model' needs 'experiment'")
+            if self.label is None:
+                raise ValueError("key 'model' needs key 'label' (a model learns from labels)")
 
 
 @step_kind("training_set")
@@ -229,6 +233,7 @@ def training_set_step(ctx: StepContext, params: TrainingSetParams) -> str | None
         _record_spec(ws, target, version, ts.spec)
         parts.append(f"into {target} v{version}")
     if params.model is not None:
+        assert params.label is not None  # checked with the keys
         parts.append(_train_and_log(ctx, ts, params.label, params.model))
     return ", ".join(parts)
 
@@ -277,8 +282,8 @@ def _train_and_log(ctx: StepContext, ts: Any, label: str, model: dict[str, Any])
         if model.get("registered_model_name")
         else info.model_uri
     )
-    score = f"{best.model} {result.metric} {best.metrics[result.metric]:.3f}"
-    return f"{score}, feature-aware model {where}"
+    ranking = ", ".join(f"{r.model} {r.metrics[result.metric]:.3f}" for r in result.ranked())
+    return f"{result.metric}: {ranking}; best as feature-aware model {where}"
 
 
 @dataclass(frozen=True)
