@@ -52,7 +52,7 @@ def test_the_demo_trains_compares_registers_and_gates(workspace: Workspace) -> N
         if event == "end":
             summaries[record.step] = record.message or ""
 
-    run_demo(workspace, customers=400, seed=5, on_event=keep)
+    result = run_demo(workspace, customers=400, seed=5, on_event=keep)
     for family in ("logistic_regression", "random_forest", "xgboost"):
         assert family in summaries["train"]  # the comparison, best first
     compared = workspace.runs.compare("churn", "roc_auc")
@@ -67,6 +67,9 @@ def test_the_demo_trains_compares_registers_and_gates(workspace: Workspace) -> N
     assert production.run_id == best.run_id  # the best run, registered and promoted
     assert "promoted" in summaries["gate"]
     moves = workspace.registry.history("churn_model")
+    summary = {m.name: m for m in result.models}["churn_model"]
+    assert summary.aliases["production"] == summary.version == production.version
+    assert summary.metrics["roc_auc"] == pytest.approx(best.metrics["roc_auc"], abs=1e-4)
     assert [(m.alias, m.to_version) for m in moves if m.moved] == [
         ("production", production.version)
     ]

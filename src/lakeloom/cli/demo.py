@@ -61,6 +61,23 @@ def demo(customers: int | None, seed: int | None, engine: str | None) -> None:
     render_steps(console, result.steps, title=f"pipeline {result.pipeline}", outputs=False)
     rows = [[t.table, t.version, t.rows] for t in result.tables]
     console.print(rows_table(["table", "version", "rows"], rows, title="tables"))
+    if result.models:
+        models = [
+            [
+                m.name,
+                m.latest_version,
+                ", ".join(f"{a} -> v{v}" for a, v in sorted(m.aliases.items())) or "-",
+                ", ".join(f"{k} {v:.3f}" for k, v in m.metrics.items()) or "-",
+            ]
+            for m in result.models
+        ]
+        console.print(
+            rows_table(
+                ["model", "latest", "aliases", "held-out metrics (production, else latest)"],
+                models,
+                title="registered models",
+            )
+        )
     console.print(
         kv_table(
             {

@@ -4,6 +4,6 @@ The demo copies nothing: it runs the same file users copy as their template, the
 what the run made from the run log (so steps added to the pipeline show up by themselves).
 """
 
-from lakeloom.demo.run import DemoResult, OutputTable, pipeline_path, run_demo
+from lakeloom.demo.run import DemoModel, DemoResult, OutputTable, pipeline_path, run_demo
 
-__all__ = ["DemoResult", "OutputTable", "pipeline_path", "run_demo"]
+__all__ = ["DemoModel", "DemoResult", "OutputTable", "pipeline_path", "run_demo"]

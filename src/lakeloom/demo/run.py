@@ -16,7 +16,10 @@ from lakeloom.pipelines.spec import load_pipeline
 if TYPE_CHECKING:
     from lakeloom.workspace import Workspace
 
-__all__ = ["DemoResult", "OutputTable", "pipeline_path", "run_demo"]
+__all__ = ["DemoModel", "DemoResult", "OutputTable", "pipeline_path", "run_demo"]
+
+#: The held-out metrics the summary shows, when a model's run has them.
+KEY_METRICS = ("roc_auc", "f1", "accuracy", "log_loss", "rmse", "mae", "r2")
 
 #: Where the pipeline lives, in the repository and (force-included) in the wheel.
 _RELATIVE = ("examples", "churn", "pipeline.toml")
@@ -50,6 +53,28 @@ class OutputTable:
 
 
 @dataclass(frozen=True)
+class DemoModel:
+    """A registered model after the run: its aliases and the key metrics of the version
+    that ``production`` points at (else of its latest version)."""
+
+    name: str
+    latest_version: int | None
+    aliases: dict[str, int]
+    version: int | None
+    metrics: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly form."""
+        return {
+            "name": self.name,
+            "latest_version": self.latest_version,
+            "aliases": self.aliases,
+            "version": self.version,
+            "metrics": self.metrics,
+        }
+
+
+@dataclass(frozen=True)
 class DemoResult:
     """What ``lakeloom demo`` reports: the steps as logged, the tables made, where things are."""
 
@@ -62,6 +87,7 @@ class DemoResult:
     tracking_uri: str
     artifact_root: str | None
     next_commands: list[str] = field(default_factory=list)
+    models: list[DemoModel] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly form."""
@@ -75,6 +101,7 @@ class DemoResult:
             "tracking_uri": self.tracking_uri,
             "artifact_root": self.artifact_root,
             "next_commands": self.next_commands,
+            "models": [m.to_dict() for m in self.models],
         }
 
 
@@ -87,6 +114,20 @@ def _tables(ws: Workspace, steps: list[StepRecord]) -> list[OutputTable]:
     for name, version in latest.items():
         rows = ws.tables.describe(name).rows if ws.tables.exists(name) else None
         found.append(OutputTable(name, version, rows))
+    return found
+
+
+def _models(ws: Workspace) -> list[DemoModel]:
+    found = []
+    for model in ws.registry.list():
+        version = model.aliases.get("production", model.latest_version)
+        metrics: dict[str, float] = {}
+        if version is not None:
+            run_metrics = ws.registry.version(model.name, version).metrics
+            metrics = {m: round(run_metrics[m], 4) for m in KEY_METRICS if m in run_metrics}
+        found.append(
+            DemoModel(model.name, model.latest_version, dict(model.aliases), version, metrics)
+        )
     return found
 
 
@@ -125,4 +166,5 @@ def run_demo(
         tracking_uri=ws.tracking.tracking_uri,
         artifact_root=ws.tracking.artifact_root,
         next_commands=commands,
+        models=_models(ws),
     )
