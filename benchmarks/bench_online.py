@@ -2,12 +2,11 @@
 
 A feature table of ``--entities`` keys (default 10,000) x 50 features (35 float64, 10
 int64, 5 strings) is created in a workspace and published (``ws.features.publish_table``)
-to each online store, then looked up in-process, from the SDK call to the returned values,
-through both entry points: ``lakeloom.features.online.lookup`` (what feature-aware models
-and serving call) and ``ws.features.get_online_features`` (the facade):
+to each online store, then looked up in-process, from the SDK call to the returned values:
+``ws.features.get_online_features(TABLE, keys)``, the call users make:
 
 * one key per call, ``--single`` calls (default 20,000);
-* 100 keys per call, ``--batch`` calls (default 2,000; the facade gets a tenth of them).
+* 100 keys per call, ``--batch`` calls (default 2,000).
 
 Baselines, over the same rows and the same connection settings:
 
@@ -23,7 +22,7 @@ default, a ``redis-server`` it starts from PATH on a free port (``--no-redis`` s
 Goals are checked on wall-clock times; the ``cpu p99`` column (this thread's CPU time per
 call) shows how much of a slow p99 was the machine rather than the code: on a busy machine
 the process waits for a CPU, which wall-clock percentiles count and CPU time does not.
-``lookup`` and the baseline are timed in alternating blocks of calls, so both see the same
+The SDK call and the baseline are timed in alternating blocks of calls, so both see the same
 noise from the rest of the machine. Garbage collection stays on (as in a serving process); a
 warm-up precedes each measurement.
 
@@ -49,8 +48,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-
-from lakeloom.features.online import OnlineStore, lookup
 
 TABLE = "features.customer"
 GOALS_MS = {("sqlite", 1): 0.1, ("sqlite", 100): 3.0, ("redis", 1): 0.4, ("redis", 100): 10.0}
@@ -104,17 +101,6 @@ def timed_calls(
         t1 = clock()
         cpu.append(cpu_clock() - c0)
         wall.append(t1 - t0)
-
-
-def measure(fn: Callable[[list[int]], object], key_sets: list[list[int]]) -> dict[str, float]:
-    """Time ``fn`` once per key set (after a warm-up over the first tenth)."""
-    for keys in key_sets[: max(1, len(key_sets) // 10)]:
-        fn(keys)
-    gc.collect()
-    wall: list[int] = []
-    cpu: list[int] = []
-    timed_calls(fn, key_sets, wall, cpu)
-    return percentiles(wall, cpu)
 
 
 # -- baselines ------------------------------------------------------------------------------
@@ -235,8 +221,8 @@ def run_store(
     singles: list[list[int]],
     batches: list[list[int]],
 ) -> list[dict[str, Any]]:
-    """Publish ``data`` through ``ws.features`` and measure, for 1 and 100 keys: ``lookup``
-    against the baseline (alternately), then ``ws.features.get_online_features``."""
+    """Publish ``data`` through ``ws.features`` and measure, for 1 and 100 keys,
+    ``ws.features.get_online_features`` against the baseline (alternately)."""
     started = time.perf_counter()
     ws.features.create_table(TABLE, "id", "ts", df=data)
     report = ws.features.publish_table(TABLE)
@@ -244,30 +230,25 @@ def run_store(
         f"{kind}: published {report.rows_written:,} rows x 50 features in "
         f"{time.perf_counter() - started:.2f} s"
     )
-    store: OnlineStore = ws.features.online_store
-    sample = lookup(store, TABLE, [singles[0][0]])[0]
-    assert sample is not None and len(sample) == 51, sample
     facade = ws.features.get_online_features
+    sample = facade(TABLE, [singles[0][0]])[0]
+    assert sample is not None and len(sample) == 51, sample
     results = []
     for keys_per_call, key_sets in ((1, singles), (100, batches)):
-        ours, base = measure_pair(lambda keys: lookup(store, TABLE, keys), baseline, key_sets)
-        via_ws = measure(
-            lambda keys: facade(TABLE, keys), key_sets[: max(200, len(key_sets) // 10)]
-        )
+        ours, base = measure_pair(lambda keys: facade(TABLE, keys), baseline, key_sets)
         goal = GOALS_MS[(kind, keys_per_call)]
-        for entry, timing in (("lookup()", ours), ("ws.features", via_ws)):
-            results.append(
-                {
-                    "store": kind,
-                    "keys": keys_per_call,
-                    "call": entry,
-                    "lakeloom": timing,
-                    "baseline": base,
-                    "ratio_p99": timing["p99"] / base["p99"],
-                    "goal_p99_ms": goal,
-                    "met": timing["p99"] < goal,
-                }
-            )
+        results.append(
+            {
+                "store": kind,
+                "keys": keys_per_call,
+                "call": "ws.features.get_online_features",
+                "lakeloom": ours,
+                "baseline": base,
+                "ratio_p99": ours["p99"] / base["p99"],
+                "goal_p99_ms": goal,
+                "met": ours["p99"] < goal,
+            }
+        )
     return results
 
 
@@ -310,29 +291,30 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     print()
     print(
-        f"{'store':<7} {'keys':>4} {'call':<12} {'lakeloom p50':>12} {'p99':>8} {'max':>8} "
+        f"{'store':<7} {'keys':>4} {'lakeloom p50':>12} {'p99':>8} {'max':>8} "
         f"{'cpu p99':>8}  "
         f"{'baseline p50':>12} {'p99':>8}  {'p99 ratio':>9}  {'goal p99':>8}  met"
     )
     for r in results:
         ours, base = r["lakeloom"], r["baseline"]
         print(
-            f"{r['store']:<7} {r['keys']:>4} {r['call']:<12} {ours['p50']:>9.4f} ms "
+            f"{r['store']:<7} {r['keys']:>4} {ours['p50']:>9.4f} ms "
             f"{ours['p99']:>8.4f} {ours['max']:>8.3f} {ours['cpu_p99']:>8.4f}  "
             f"{base['p50']:>9.4f} ms {base['p99']:>8.4f}  "
             f"{r['ratio_p99']:>8.2f}x  {r['goal_p99_ms']:>5.1f} ms  {'yes' if r['met'] else 'NO'}"
         )
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(
-        "(baselines: SQLite plain PK SELECT, Redis HGETALL, timed in blocks alternating with "
-        f"lookup(); {os.cpu_count()} CPUs, load average {load}; garbage collection on)"
+        "(lakeloom: ws.features.get_online_features; baselines: SQLite plain PK SELECT, Redis "
+        f"HGETALL, timed in alternating blocks; {os.cpu_count()} CPUs, load average {load}; "
+        "garbage collection on)"
     )
     if args.json:
         print(json.dumps(results, indent=2))
     missed = [r for r in results if not r["met"]]
     for r in missed:
         print(
-            f"goal missed: {r['store']} {r['keys']} key(s) via {r['call']}: "
+            f"goal missed: {r['store']} {r['keys']} key(s): "
             f"p99 {r['lakeloom']['p99']:.4f} ms > {r['goal_p99_ms']} ms",
             file=sys.stderr,
         )

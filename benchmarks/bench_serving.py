@@ -343,6 +343,8 @@ def measure(
                         f"non-2xx {r.non_2xx}  socket errors {r.errors}",
                         flush=True,
                     )
+        if "lakeloom" in urls:
+            print_logging(urls["lakeloom"].replace("/invocations", "/ready"))
     finally:
         for proc in procs.values():
             stop(proc)
@@ -355,6 +357,18 @@ def measure(
         median.non_2xx = sum(r.non_2xx for r in found)  # any failure in any run counts
         results.setdefault(kind, {})[label] = median
     return results
+
+
+def print_logging(ready_url: str) -> None:
+    """What lakeloom's inference table kept up with (rows are dropped, not waited for, when
+    its low-priority writer falls behind a saturated core)."""
+    with urllib.request.urlopen(ready_url, timeout=30) as resp:
+        table = json.loads(resp.read())["inference_table"]
+    print(
+        f"  lakeloom inference table: {table['rows_written']:,} rows written, "
+        f"{table['rows_pending']:,} pending, {table['rows_dropped']:,} dropped",
+        flush=True,
+    )
 
 
 def report(res: dict[str, dict[str, Result]], args: Any) -> tuple[str, bool]:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from lakeloom import Workspace
+from tracking_server import mlflow_server  # noqa: F401 - one server for the whole session
 
 # Tests must never pick up a developer's environment.
 for _var in list(os.environ):

@@ -67,6 +67,14 @@ def test_the_demo_trains_compares_registers_and_gates(workspace: Workspace) -> N
     assert production.run_id == best.run_id  # the best run, registered and promoted
     assert "promoted" in summaries["gate"]
     moves = workspace.registry.history("churn_model")
+    scored = workspace.tables.read("predictions.customer_churn")
+    assert scored.num_rows == workspace.tables.read("ml.new_customer_features").num_rows
+    assert set(scored["model_name"].to_pylist()) == {"churn_model"}
+    # Served with drifted traffic, monitored, reported.
+    assert workspace.tables.exists("lakeloom.inference_churn")
+    assert "drift:" in summaries["serve"]
+    assert [Path(r).name for r in result.reports] == ["monitor_churn.html"]
+    assert "report" in summaries["monitor"]
     summary = {m.name: m for m in result.models}["churn_model"]
     assert summary.aliases["production"] == summary.version == production.version
     assert summary.metrics["roc_auc"] == pytest.approx(best.metrics["roc_auc"], abs=1e-4)

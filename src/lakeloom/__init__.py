@@ -4,8 +4,9 @@ Start with :meth:`Workspace.open`.
 """
 
 from lakeloom.errors import LakeloomError
+from lakeloom.features.lookups import FeatureLookup
 from lakeloom.workspace import Workspace
 
 __version__ = "0.1.0"
 
-__all__ = ["LakeloomError", "Workspace", "__version__"]
+__all__ = ["FeatureLookup", "LakeloomError", "Workspace", "__version__"]

@@ -24,6 +24,7 @@ __all__ = [
     "LakeloomError",
     "ModelLoadError",
     "ModelNotFound",
+    "MonitoringError",
     "PipelineError",
     "RunNotFound",
     "SchemaMismatch",
@@ -157,3 +158,7 @@ class EndpointConfigError(DeploymentError):
 
 class ModelLoadError(DeploymentError):
     """A model version could not be downloaded, loaded or warmed up for serving."""
+
+
+class MonitoringError(LakeloomError):
+    """A monitoring run could not complete (a webhook refused its summary, no rows...)."""

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
     from lakeloom.features.store import FeatureStore
+    from lakeloom.monitoring.result import MonitorResult
     from lakeloom.tracking.registry import Registry
     from lakeloom.tracking.runs import Runs
     from lakeloom.training.train import TrainingResult
@@ -221,17 +222,69 @@ class Workspace:
             FeatureContext(self.tables, self.engine, self.tracking, self.settings, self.storage)
         )
 
-    def score_batch(self, model: Any, data: Any, **options: Any) -> Frame:
+    def score_batch(
+        self,
+        model: Any,
+        data: Any,
+        *,
+        output_table: str | None = None,
+        mode: str = "overwrite",
+        keys: Sequence[str] | str | None = None,
+        **options: Any,
+    ) -> Any:
         """Score ``data`` with ``model`` (a URI such as ``models:/churn@production``).
 
         A feature-aware model needs only its lookup keys (and the label time for point in
-        time): it fetches its features. See :func:`lakeloom.features.scoring.score_batch`.
+        time): it fetches its features. Without ``output_table`` the predictions come back
+        as a frame (see :func:`lakeloom.features.scoring.score_batch`). With it, ``data`` may
+        be a table name: its rows stream through the engine and the output table gets the
+        keys, predictions, class probabilities and provenance in one commit (``mode``
+        ``overwrite``, ``append`` or ``merge`` on ``keys``); returns a
+        :class:`~lakeloom.deployment.batch.BatchScoringResult`
+        (see :func:`lakeloom.deployment.batch.score_table`).
+
+        >>> ws.score_batch("models:/churn_model@production", "raw.new_customers",
+        ...                output_table="predictions.customer_churn")  # doctest: +SKIP
         """
-        return self.features.score_batch(model, data, **options)
+        if output_table is None:
+            if keys is not None or mode != "overwrite":
+                from lakeloom.errors import InvalidArgument
+
+                raise InvalidArgument("mode and keys apply to scoring into an output_table")
+            return self.features.score_batch(model, data, **options)
+        from lakeloom.deployment.batch import BatchScoringContext, score_table
+
+        ctx = BatchScoringContext(self.tracking, self.tables, self.engine)
+        return score_table(
+            ctx, model, data, output_table=output_table, mode=mode, keys=keys, **options
+        )
 
     def sql(self, query: str) -> Frame:
-        """SQL over the lakehouse; ``schema.table`` names resolve to Delta tables."""
-        return self.tables.sql(query)
+        """SQL over the lakehouse; ``schema.table`` names resolve to Delta tables.
+
+        ``predict('churn_model@production', *)`` scores rows with a registered model
+        (see :mod:`lakeloom.deployment.sql_predict`).
+        """
+        if "predict" not in query.lower():
+            return self.tables.sql(query)
+        from lakeloom.deployment.sql_predict import predict_function
+
+        function = predict_function(self.tracking)
+        return self.engine.sql(query, self.tables, functions=[function])
+
+    def monitor(self, *, baseline: str, **options: Any) -> MonitorResult:
+        """Compare an endpoint's inference table (``endpoint=``) or a table (``table=``) with
+        ``baseline`` (a table or ``models:/name@alias``): drift, data quality, latency.
+
+        >>> ws.monitor(endpoint="churn", baseline="ml.churn_training")  # doctest: +SKIP
+
+        See :func:`lakeloom.monitoring.monitor`.
+        """
+        from lakeloom.monitoring import MonitorContext, monitor
+
+        return monitor(
+            MonitorContext(self.tables, self.engine, self.tracking), baseline=baseline, **options
+        )
 
     def close(self) -> None:
         """Release the engine (stops a Spark session this workspace started)."""

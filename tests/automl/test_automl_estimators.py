@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import mlflow
 import numpy as np
 import pandas as pd
@@ -224,18 +222,3 @@ def test_register_then_promote_through_the_gate(fitted, breast_cancer: pd.DataFr
     )
     assert again["version"] == 2 and again["promoted"] is False  # not better by 0.01
     assert ws.registry.current("cancer", "production") == 1
-
-
-@pytest.mark.skipif(
-    importlib.util.find_spec("joblibspark") is not None, reason="joblibspark is installed"
-)
-def test_use_spark_says_what_it_needs(workspace: Workspace, breast_cancer: pd.DataFrame) -> None:
-    automl = AutoMLClassifier(
-        target_column="diagnosis",
-        time_limit_minutes=None,
-        n_trials=2,
-        use_spark=True,
-        context=workspace,
-    )
-    with pytest.raises(AutoMLError, match="joblibspark"):
-        automl.fit(breast_cancer)

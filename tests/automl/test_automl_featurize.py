@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -72,6 +73,15 @@ def test_transform_needs_only_the_used_columns_and_warns_on_unseen_levels(
         out = f.transform(new)
     assert out.loc[0, ["plan__basic", "plan__standard", "plan__premium"]].sum() == 0
     assert list(out.columns) == f.feature_names_out_
+    # A served model meets the same level again and again: it is reported once per level.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnseenCategoryWarning)
+        again = f.transform(new)
+    assert again.equals(out)
+    new.loc[1, "plan"] = "gold"
+    with pytest.warns(UnseenCategoryWarning, match="plan: 'gold'") as caught:
+        f.transform(new)
+    assert "platinum" not in str(caught[0].message)
 
 
 def test_missing_or_mistyped_columns_are_clear_errors(raw: pd.DataFrame) -> None:

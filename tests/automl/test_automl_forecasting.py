@@ -10,7 +10,10 @@ from mlflow import MlflowClient
 
 from lakeloom import Workspace
 from lakeloom.automl import AutoMLForecaster
-from lakeloom.automl.forecasting import season_length_of
+from lakeloom.automl.backtest import backtest
+from lakeloom.automl.forecast_models import SeasonalDrift
+from lakeloom.automl.forecasting import season_length_of, ts_starting_points
+from lakeloom.automl.search import Budget
 from lakeloom.errors import AutoMLError, InvalidArgument
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:flaml")
@@ -109,3 +112,81 @@ def test_bad_series_are_clear_errors(workspace: Workspace, monthly: pd.DataFrame
         ).fit(twice)
     assert season_length_of("MS") == 12 and season_length_of("D") == 7
     assert season_length_of("15min") == 1
+
+
+@pytest.mark.parametrize("learner", ["arima", "sarimax"])
+def test_statistical_models_are_searched_and_backtested(
+    workspace: Workspace, monthly: pd.DataFrame, learner: str
+) -> None:
+    series = monthly.tail(120).reset_index(drop=True)
+    f = AutoMLForecaster(
+        time_column="month",
+        target_column="co2",
+        horizon=6,
+        frequency="MS",
+        n_backtests=2,
+        time_limit_minutes=None,
+        n_trials=2,
+        models=[learner],
+        context=workspace,
+    )
+    f.fit(series)
+    # The search starts from small orders on the seasonally differenced series.
+    first = f.trials_[0]
+    assert first.learner == learner
+    assert {k: first.config[k] for k in ts_starting_points([learner], 12)[learner]} == (
+        ts_starting_points([learner], 12)[learner]
+    )
+    board = f.backtest_
+    row = board[board["model"] == f"flaml:{learner}"]
+    assert len(row) == 1 and np.isfinite(row["score"].iloc[0])
+    assert row["score"].iloc[0] < board[board["model"] == "seasonal_naive"]["score"].iloc[0]
+    assert np.isfinite(f.forecast_["co2"]).all() and len(f.forecast_) == 6
+
+
+def test_every_baseline_is_the_model_it_is_named_after(monthly: pd.DataFrame) -> None:
+    y = monthly.set_index("month")["co2"].asfreq("MS")
+    board, winner = backtest(
+        y,
+        (),
+        None,
+        horizon=6,
+        n_backtests=2,
+        season=12,
+        frequency="MS",
+        score=lambda a, f: float(np.mean(np.abs(a - f))),
+        budget=Budget(None),
+        seed=0,
+        n_jobs=1,
+    )
+    assert {"last_value", "drift", "seasonal_naive", "seasonal_drift"} <= set(board["model"])
+    assert winner.name in set(board["model"]) or winner.name.startswith("average(")
+    # Scored on the same windows, seasonal drift is its own model, not a FLAML one.
+    cut = y.iloc[:-6]
+    expected = SeasonalDrift(12).fit(y.iloc[:-12]).forecast(6)
+    actual = y.iloc[-12:-6].to_numpy()
+    origin_1 = board.set_index("model").loc["seasonal_drift", "origin_1"]
+    assert origin_1 == pytest.approx(float(np.mean(np.abs(actual - expected))))
+    assert len(cut) == len(y) - 6
+
+
+def test_unknown_models_are_refused_before_anything_is_written(
+    workspace: Workspace, monthly: pd.DataFrame
+) -> None:
+    f = AutoMLForecaster(
+        time_column="month",
+        target_column="co2",
+        horizon=6,
+        frequency="MS",
+        time_limit_minutes=None,
+        n_trials=2,
+        models=["lgbm", "no_such_learner"],
+        experiment_name="never_written",
+        context=workspace,
+    )
+    with pytest.raises(InvalidArgument, match="no_such_learner"):
+        f.fit(monthly)
+    with pytest.raises(InvalidArgument, match="n_trials must be an integer of at least 2"):
+        AutoMLForecaster(time_column="month", target_column="co2", n_trials=1).fit(monthly)
+    c = MlflowClient(workspace.tracking.tracking_uri)
+    assert c.get_experiment_by_name("never_written") is None

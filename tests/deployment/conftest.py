@@ -2,9 +2,9 @@
 
 One workspace (embedded sqlite registry) holds real models trained on generated data:
 
-* ``churn_model``: scikit-learn pipelines (one-hot + logistic regression) on four columns
-  of four types (long, double, string, boolean), versions 1-3 with aliases ``production``
-  (v1), ``challenger`` (v2) and ``candidate`` (v3, the shadow);
+* ``churn_model``: scikit-learn pipelines (median imputation of ``spend``, one-hot, logistic
+  regression) on four columns of four types (long, double, string, boolean), versions 1-3
+  with aliases ``production`` (v1), ``challenger`` (v2) and ``candidate`` (v3, the shadow);
 * ``reload_model``: versions 1 and 2 (good) and 3 (saved with pickle: refused at load),
   alias ``live`` on v1 — only the hot-reload tests move it;
 * ``slow_model``: a pyfunc that sleeps for its ``sleep`` column's seconds (timeouts);
@@ -64,13 +64,15 @@ def churn_frame(n: int, seed: int = 0) -> pd.DataFrame:
 
 def _pipeline(c: float) -> Any:
     from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder
 
     prep = ColumnTransformer(
         [
-            ("num", "passthrough", ["tenure", "spend", "email_opt_in"]),
+            ("num", "passthrough", ["tenure", "email_opt_in"]),
+            ("spend", SimpleImputer(strategy="median"), ["spend"]),  # nulls score (drift tests)
             ("cat", OneHotEncoder(handle_unknown="ignore"), ["plan"]),
         ]
     )

@@ -284,3 +284,40 @@ def test_numbers_edge_cases() -> None:
                 ]
             }
         )
+
+
+# -- the inference table's rows ---------------------------------------------------------------
+def test_inference_rows_hold_json_and_typed_columns() -> None:
+    import time
+
+    from lakeloom.deployment.inference_log import LogEntry, build_table
+
+    columns = ("x", "n", "s", "b", "t", "blob", "status")
+    types = ("double", "long", "string", "boolean", "datetime", "binary", "double")
+    rows = [
+        (1.5, 2, 'a "quoted" text', True, "2020-01-02T03:04:05", b"ab", 7.0),
+        (math.nan, None, None, False, None, None, math.inf),
+    ]
+    first = LogEntry("r1", time.time(), "default", "m", 1, 200, 1.0, columns, types, rows, [1, 0])
+    failed = LogEntry("r2", time.time(), "none", None, None, 400, 0.0, error=b'{"e": 1}')
+    table = build_table([first, failed], "ep").to_pylist()
+    assert [r["row"] for r in table] == [0, 1, None]
+    request = [json.loads(r["request"]) for r in table[:2]]
+    assert request[0].pop("t").startswith("2020-01-02 03:04:05")
+    assert request[0] == {
+        "x": 1.5,
+        "n": 2,
+        "s": 'a "quoted" text',
+        "b": True,
+        "blob": "YWI=",  # base64, as requests send binary values
+        "status": 7.0,  # the input named like a meta column keeps its name in the JSON
+    }
+    assert request[1]["x"] is None and request[1]["status"] is None  # NaN, inf: JSON null
+    assert table[0]["input_status"] == 7.0 and table[0]["n"] == 2
+    assert [r["response"] for r in table] == ["1", "0", '{"e": 1}']
+    assert [r["prediction"] for r in table] == [1.0, 0.0, None]
+    labels = LogEntry(
+        "r3", time.time(), "a", "m", 1, 200, 1.0, ("x",), ("double",), [(1.0,)], ["yes"]
+    )
+    out = build_table([labels], "ep").to_pylist()[0]
+    assert json.loads(out["response"]) == "yes" and out["prediction"] is None

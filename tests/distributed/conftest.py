@@ -3,8 +3,8 @@
 * ``connect_server``: a Spark Connect server started with the pyspark wheel's own
   ``sbin/start-connect-server.sh`` (``local[2]``, a free port), stopped with
   ``stop-connect-server.sh``;
-* ``mlflow_server``: ``mlflow server`` with a sqlite backend in a temporary folder and
-  ``--serve-artifacts``;
+* ``mlflow_server`` (shared with the tracking tests, see tests/tracking_server.py):
+  ``mlflow server`` with a sqlite backend in a temporary folder and ``--serve-artifacts``;
 * ``redis_server``: ``redis-server`` without persistence.
 
 Spark Connect is process-wide in pyspark (a process is classic or Connect), so everything
@@ -20,7 +20,6 @@ import stat
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -134,73 +133,6 @@ def connect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Connect
         yield ConnectServer(f"sc://127.0.0.1:{port}", port, log_dir)
     finally:
         _stop_connect(home, env, folder)
-
-
-# -- MLflow ----------------------------------------------------------------------------
-def _stop_group(process: subprocess.Popen[bytes]) -> None:
-    """Stop ``process`` and its process group (SIGTERM, then SIGKILL)."""
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:  # uvicorn exits right after its parent
-        try:
-            os.killpg(process.pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.2)
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The URL of a real ``mlflow server`` (sqlite backend, artifacts served by it)."""
-    folder = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
-    command = [
-        sys.executable, "-m", "mlflow", "server",
-        "--backend-store-uri", f"sqlite:///{folder / 'server.db'}",
-        "--default-artifact-root", "mlflow-artifacts:/",
-        "--artifacts-destination", str(folder / "artifacts"),
-        "--serve-artifacts",
-        "--host", "127.0.0.1",
-        "--port", str(port),
-        "--workers", "1",
-    ]  # fmt: skip
-    env = base_env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
-    log_path = folder / "server.log"
-    with log_path.open("w") as log:
-        # Its own process group: the server runs uvicorn as a child, stopped with it.
-        server = subprocess.Popen(
-            command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + START_TIMEOUT
-            while True:
-                if server.poll() is not None:
-                    pytest.fail(f"mlflow server exited: {tail(log_path)}")
-                try:
-                    with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
-                        if answer.status == 200:
-                            break
-                except OSError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail(f"mlflow server did not answer within {START_TIMEOUT:.0f}s")
-                time.sleep(0.5)
-            yield url
-        finally:
-            _stop_group(server)
 
 
 # -- Redis -----------------------------------------------------------------------------

@@ -21,12 +21,14 @@ def main(root: str, experiment: str, table: str) -> dict[str, object]:
     with Workspace.open(root, create=False) as ws:
         best = ws.runs.best(experiment)
         model = load_spark_model(best.tags["lakeloom.model_uri"], ws.engine)
-        scored = score_spark(model, ws.tables.read(table), keep=["customer_id"])
+        frame = ws.tables.read(table)
+        scored = score_spark(model, frame, keep=["customer_id"])
         rows = scored.where("predicted_label is not null").count()
         return {
             "remote": ws.settings.spark.remote,
             "run_id": best.run_id,
             "model": best.model,
+            "table_rows": frame.count(),
             "scored_rows": rows,
             "columns": scored.columns,
         }

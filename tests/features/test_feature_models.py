@@ -152,3 +152,24 @@ def test_online_scoring_matches_offline_latest(ml_ws: Workspace) -> None:
     loaded = mlflow.pyfunc.load_model("models:/m/1")
     loaded.unwrap_python_model().attach_online_store(fs.online_store)
     assert loaded.predict(keys).tolist() == offline.column("prediction").to_pylist()
+
+
+def test_online_features_of_a_model_by_its_uri(ml_ws: Workspace) -> None:
+    ts = _store(ml_ws)
+    ml_ws.features.log_model(
+        _fit(ts), "model", flavor=mlflow.sklearn, training_set=ts, registered_model_name="m"
+    )
+    for table in ("features.activity", "features.profile"):
+        ml_ws.features.publish_table(table)
+    got = ml_ws.features.get_online_features("models:/m/1", [1, {"customer_id": 2}, 99])
+    # Every looked-up feature, each key's latest row; a key no table knows is None.
+    assert got == [
+        {"customer_id": 1, "activity": 10.0, "age": 21.0},
+        {"customer_id": 2, "activity": 0.0, "age": 22.0},
+        None,
+    ]
+    assert ml_ws.features.get_online_features("models:/m/1", [1], ["age"]) == [
+        {"customer_id": 1, "age": 21.0}
+    ]
+    with pytest.raises(InvalidArgument, match="customer_id"):
+        ml_ws.features.get_online_features("models:/m/1", [(1, 2)])

@@ -1,20 +1,12 @@
 """Stores for the registry and history tests: the embedded sqlite store and a real server.
 
-``mlflow_server`` starts ``mlflow server`` (sqlite backend in a temporary folder, artifacts
-served by the server) on 127.0.0.1 once per session, waits until it answers and stops it at
-the end. ``store`` is parametrised over both and yields a workspace that already holds two
-trained models (a good and a weak one) and a holdout table.
+The server is the session's one ``mlflow server`` (``mlflow_server``, tests/tracking_server.py).
+``store`` is parametrised over both and yields a workspace that already holds two trained
+models (a good and a weak one) and a holdout table.
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,86 +25,6 @@ def mlflow_db_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
     MlflowClient(f"sqlite:///{path}").search_experiments()
     return path
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The URL of a real ``mlflow server`` process (the scale-out tracking path)."""
-    folder = tmp_path_factory.mktemp("mlflow-server")
-    port = _free_port()
-    command = [
-        sys.executable, "-m", "mlflow", "server",
-        "--backend-store-uri", f"sqlite:///{folder / 'server.db'}",
-        "--default-artifact-root", "mlflow-artifacts:/",
-        "--artifacts-destination", str(folder / "artifacts"),
-        "--serve-artifacts",
-        "--host", "127.0.0.1",
-        "--port", str(port),
-        "--workers", "1",
-    ]  # fmt: skip
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        # The server's background job runner (a pool of consumer processes) is not needed
-        # for tracking and registry calls.
-        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-    }
-    log = (folder / "server.log").open("w")
-    # Its own process group: the server runs uvicorn as a child process, stopped with it.
-    server = subprocess.Popen(
-        command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if server.poll() is not None:
-                raise RuntimeError(
-                    f"mlflow server exited: {(folder / 'server.log').read_text()[-3000:]}"
-                )
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("mlflow server did not answer within 180 s")
-            time.sleep(0.5)
-        yield url
-    finally:
-        _stop_group(server)
-        log.close()
-
-
-def _stop_group(process: subprocess.Popen[bytes]) -> None:
-    """Stop ``process`` and the children in its process group (SIGTERM, then SIGKILL)."""
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:  # uvicorn exits right after its parent
-        try:
-            os.killpg(process.pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.2)
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 @pytest.fixture(scope="session")

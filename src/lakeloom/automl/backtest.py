@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,18 +21,31 @@ from lakeloom.automl.forecast_models import (
     Drift,
     FlamlDifferences,
     Naive,
+    SeasonalDrift,
     SeasonalNaive,
     SeriesForecaster,
 )
 from lakeloom.automl.search import FINISH_RESERVE_S, Budget
 
-__all__ = ["backtest"]
+__all__ = ["Found", "backtest"]
+
+
+@dataclass(frozen=True)
+class Found:
+    """FLAML's best forecasting config for a series, and what its trial cost."""
+
+    learner: str
+    config: dict[str, Any]
+    #: The differencing lag the search modelled (the season, or 1).
+    lag: int
+    #: Seconds the trial took: the first estimate of one refit.
+    seconds: float
 
 
 def backtest(
     y: pd.Series,
     key: tuple[Any, ...],
-    found: tuple[str, dict[str, Any], int] | None,
+    found: Found | None,
     *,
     horizon: int,
     n_backtests: int,
@@ -44,8 +58,9 @@ def backtest(
 ) -> tuple[pd.DataFrame, SeriesForecaster]:
     """Score every candidate at ``n_backtests`` origins; the board and the (unfitted) winner.
 
-    ``found`` is FLAML's best (learner, config, differencing lag), or None. The FLAML
-    candidate is skipped when the time left cannot pay for its refits; baselines always run.
+    ``found`` is FLAML's best config, or None. The FLAML candidate runs only while the time
+    left pays for its remaining origins and the final refit (each costs about what its
+    trial did, then what an origin did); baselines always run.
     """
     h, k_max = horizon, n_backtests
 
@@ -54,28 +69,30 @@ def backtest(
             return Naive()
         if name == "seasonal_naive":
             return SeasonalNaive(season)
+        if name == "seasonal_drift":
+            return SeasonalDrift(season)
         if name == "drift":
             return Drift()
-        assert found is not None
-        return FlamlDifferences(found[0], found[1], found[2], h, frequency, seed, n_jobs)
+        if found is None or name != f"flaml:{found.learner}":
+            raise ValueError(f"unknown forecasting candidate {name!r}")
+        return FlamlDifferences(found.learner, found.config, found.lag, h, frequency, seed, n_jobs)
 
     seasonal = ["seasonal_naive", "seasonal_drift"] if season > 1 else []
     names = ["last_value", "drift", *seasonal]
     if found is not None:
-        names.append(f"flaml:{found[0]}")
+        names.append(f"flaml:{found.learner}")
     results: dict[str, list[np.ndarray]] = {}
+    cost = found.seconds if found is not None else 0.0
     for name in names:
         forecasts = []
         for k in range(k_max, 0, -1):
-            began = time.monotonic()
-            if name.startswith("flaml") and budget.remaining() < FINISH_RESERVE_S + 2.0:
+            # k origins left, then the refit on the whole series if it wins.
+            if name.startswith("flaml") and budget.remaining() - FINISH_RESERVE_S < cost * (k + 1):
                 break  # no time to backtest the model: the baselines decide
+            began = time.monotonic()
             model = make(name).fit(y.iloc[: len(y) - h * k])
             forecasts.append(model.forecast(h))
-            if name.startswith("flaml") and budget.remaining() < (time.monotonic() - began) * (
-                k + 1
-            ):
-                break
+            cost = max(cost, time.monotonic() - began) if name.startswith("flaml") else cost
         if len(forecasts) == k_max:
             results[name] = forecasts
     actual = [y.iloc[len(y) - h * k : len(y) - h * k + h].to_numpy() for k in range(k_max, 0, -1)]

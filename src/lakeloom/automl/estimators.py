@@ -10,11 +10,13 @@ One ``fit`` is: load and check the rows, featurize (:mod:`~lakeloom.automl.featu
 search with FLAML inside the time budget (:mod:`~lakeloom.automl.search`), refit the winner or
 an ensemble of the best trials (:mod:`~lakeloom.automl.finalize`), and log it all to one
 MLflow parent run with a child run per trial (:mod:`~lakeloom.automl.tracking`).
+The refit's candidates always include LightGBM's default configuration, scored out of fold
+next to the tuned winners. ``n_jobs=-1`` uses the cores that are idle when the fit starts
+(:mod:`~lakeloom.automl.threads`); the number used is ``n_jobs_`` and a parameter of the run.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import tempfile
 import warnings
@@ -23,10 +25,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator
-from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import Pipeline
 
+from lakeloom.automl.base import AutoMLBase
 from lakeloom.automl.data import (
     AutoMLContext,
     encode_classes,
@@ -41,13 +42,13 @@ from lakeloom.automl.fit_logging import log_fit, warm_imports
 from lakeloom.automl.scoring import Metric, resolve_metric
 from lakeloom.automl.search import (
     FINISH_RESERVE_S,
-    MIN_SEARCH_S,
     Budget,
     available_learners,
     run_search,
 )
+from lakeloom.automl.threads import effective_n_jobs
 from lakeloom.automl.tracking import AutoMLRun
-from lakeloom.errors import AutoMLError, InvalidArgument, TimeLimitTooSmall
+from lakeloom.errors import AutoMLError
 from lakeloom.models.data import to_pandas
 from lakeloom.settings import SparkSettings
 
@@ -58,7 +59,7 @@ class AutoMLWarning(UserWarning):
     """Something in the data AutoML worked around (a dropped column, a fallback)."""
 
 
-class _AutoML(BaseEstimator):  # type: ignore[misc]
+class _AutoML(AutoMLBase):
     _task = "classification"
 
     def __init__(
@@ -89,38 +90,6 @@ class _AutoML(BaseEstimator):  # type: ignore[misc]
         self.ensemble = ensemble
         self.context = context
 
-    def __sklearn_clone__(self) -> _AutoML:
-        # The context is a handle on a workspace (open files, maybe a Spark session): a
-        # clone shares it rather than deep-copying it.
-        params = self.get_params(deep=False)
-        context = params.pop("context")
-        return type(self)(**copy.deepcopy(params), context=context)
-
-    # -- checks ----------------------------------------------------------------------------
-    def _limit_seconds(self) -> float | None:
-        minutes = self.time_limit_minutes
-        if minutes is None:
-            if self.n_trials is None:
-                raise InvalidArgument("give time_limit_minutes, n_trials or both")
-            return None
-        if isinstance(minutes, bool) or not isinstance(minutes, int | float) or minutes <= 0:
-            raise InvalidArgument(f"time_limit_minutes must be a positive number, got {minutes!r}")
-        seconds = float(minutes) * 60.0
-        if seconds < FINISH_RESERVE_S + MIN_SEARCH_S:
-            raise TimeLimitTooSmall(
-                f"time limit of {seconds:g}s is too small for even one trial: lakeloom keeps "
-                f"{FINISH_RESERVE_S:g}s to log the model; give at least "
-                f"{FINISH_RESERVE_S + MIN_SEARCH_S + 1:g}s"
-            )
-        return seconds
-
-    def _check_trials(self) -> None:
-        n = self.n_trials
-        # FLAML treats a single iteration as "train the default, no search": no trial to
-        # compare, log or ensemble.
-        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 2):
-            raise InvalidArgument(f"n_trials must be an integer of at least 2, got {n!r}")
-
     # -- fit -------------------------------------------------------------------------------
     def fit(self, data: Any, y: Any = None) -> _AutoML:
         """Search, refit and log; ``data`` holds the label column. Returns ``self``.
@@ -131,6 +100,7 @@ class _AutoML(BaseEstimator):  # type: ignore[misc]
         """
         budget = Budget(self._limit_seconds())
         self._check_trials()
+        self.n_jobs_ = effective_n_jobs(self.n_jobs)
         if y is not None:
             frame = to_pandas(data).reset_index(drop=True)
             name = self.target_column or self.label or "label"
@@ -170,6 +140,7 @@ class _AutoML(BaseEstimator):  # type: ignore[misc]
                     "n_trials": self.n_trials,
                     "models": ",".join(learners),
                     "seed": self.seed,
+                    "n_jobs": self.n_jobs_,
                     "ensemble": self.ensemble,
                     "rows": len(loaded.X),
                     "columns": loaded.X.shape[1],
@@ -177,14 +148,13 @@ class _AutoML(BaseEstimator):  # type: ignore[misc]
                 },
                 tags=loaded.lineage.tags(),
             )
-        try:
-            self._search_and_log(
+        self._tracked(
+            run,
+            budget,
+            lambda: self._search_and_log(
                 run, budget, loaded, featurizer, Xf, target, classes, metric, learners, sub_task
-            )
-        except BaseException as exc:
-            status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
-            run.end(status, str(exc).strip().splitlines()[0] if str(exc).strip() else None)
-            raise
+            ),
+        )
         return self
 
     def _warn_dropped(self, featurizer: AutoFeaturizer) -> None:
@@ -223,7 +193,7 @@ class _AutoML(BaseEstimator):  # type: ignore[misc]
                     time_budget=search_seconds,
                     max_iter=self.n_trials,
                     seed=self.seed,
-                    n_jobs=self.n_jobs,
+                    n_jobs=self.n_jobs_,
                     log_dir=out,
                     spark=self._spark_settings(),
                     on_trial=lambda t: run.log_trial(t, metric),
@@ -239,7 +209,7 @@ class _AutoML(BaseEstimator):  # type: ignore[misc]
                     finish_reserve=FINISH_RESERVE_S,
                     ensemble=self.ensemble,
                     seed=self.seed,
-                    n_jobs=self.n_jobs,
+                    n_jobs=self.n_jobs_,
                 )
             for note in final.notes:
                 if "instead of" in note:
@@ -260,20 +230,6 @@ class _AutoML(BaseEstimator):  # type: ignore[misc]
                 self._log_fit(
                     run, out, pipeline, loaded.X, final, result.trials, metric, featurizer
                 )
-        report = budget.report()
-        self.budget_ = report
-        run.log_metrics(
-            {
-                "fit_seconds": report["total"],
-                "overrun_seconds": report["overrun"],
-                **{
-                    f"{k}_seconds": v
-                    for k, v in report.items()
-                    if k in ("prepare", "tracking", "search", "refit", "logging")
-                },
-            }
-        )
-        run.end("FINISHED")
 
     def _set_fitted(
         self,
@@ -352,34 +308,11 @@ class _AutoML(BaseEstimator):  # type: ignore[misc]
         return found if isinstance(found, SparkSettings) else SparkSettings()
 
     # -- fitted attributes -----------------------------------------------------------------
-    def _fitted(self) -> Pipeline:
-        model: Pipeline | None = getattr(self, "best_model_", None)
-        if model is None:
-            raise NotFittedError(f"{type(self).__name__} is not fitted yet; call fit first")
-        return model
-
     @property
     def best_model(self) -> Pipeline:
         """The winner with its featurizer: a scikit-learn Pipeline taking the raw columns."""
-        return self._fitted()
-
-    @property
-    def best_model_name(self) -> str:
-        """FLAML's name of the winning learner, or ``ensemble(lgbm:0.6+...)``."""
-        self._fitted()
-        return str(self.best_model_name_)
-
-    @property
-    def best_score(self) -> float:
-        """The winner's validation score in the metric's own direction."""
-        self._fitted()
-        return float(self.best_score_)
-
-    @property
-    def best_run_id(self) -> str:
-        """The parent MLflow run, where the best model is logged."""
-        self._fitted()
-        return str(self.best_run_id_)
+        model: Pipeline = self._fitted()
+        return model
 
     def predict(self, X: Any) -> np.ndarray:
         """Predictions for raw rows (pandas, polars, Arrow or Spark)."""

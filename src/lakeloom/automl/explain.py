@@ -2,10 +2,14 @@
 
 - Global: permutation importance of each raw column (the score lost when it is shuffled, or
   without labels how much predictions move), for any model.
-- SHAP: exact TreeSHAP contributions for LightGBM and XGBoost members (computed by the
-  libraries themselves, so the ``shap`` package is not needed), summed from features back to
-  the raw columns they were made of. For an ensemble of such members the contributions are
-  combined with the ensemble's weights (in the members' margin space: log-odds or values).
+- SHAP: ``shap.TreeExplainer`` (exact TreeSHAP) for tree members -- LightGBM, XGBoost,
+  CatBoost, scikit-learn forests -- summed from features back to the raw columns they were
+  made of. An ensemble's members are combined with its weights when they explain the same
+  output: values (regression), log-odds (boosted classifiers) or probabilities (forest
+  classifiers); otherwise (a linear member, or boosting mixed with forests in a classifier)
+  there is no SHAP and the permutation importance and occlusion answer alone. For a binary
+  label the contributions are towards the second class; with more classes, towards each
+  row's predicted class. ``shap`` is imported only when a model is explained.
 - Rows: each row's contribution per raw column: SHAP where available, otherwise the change
   in prediction when the column is set to a typical value (occlusion).
 """
@@ -21,7 +25,7 @@ import pandas as pd
 
 from lakeloom.automl.scoring import Metric
 
-__all__ = ["Explanation", "explain_model", "native_importances"]
+__all__ = ["Explanation", "explain_model", "native_importances", "shap_summary_plot"]
 
 
 @dataclass
@@ -35,6 +39,8 @@ class Explanation:
     #: column, mean_abs_shap (None when the model has no tree explainer).
     shap_importance: pd.DataFrame | None = None
     plots: list[Path] = field(default_factory=list)
+    #: What the SHAP values add up to: ``value``, ``log-odds`` or ``probability`` (None: no SHAP).
+    shap_output: str | None = None
 
     def row(self, i: int) -> pd.DataFrame:
         """Contributions for row ``i``, largest magnitude first."""
@@ -82,41 +88,97 @@ def native_importances(pipeline: Any) -> dict[str, float]:
     return out
 
 
-def _contributions(member: Any, Xf: pd.DataFrame, target: np.ndarray | None) -> np.ndarray | None:
-    """(rows, features + 1) TreeSHAP values of one member, for the class in ``target``."""
-    model = _inner(member)
-    if hasattr(model, "booster_") and hasattr(model, "predict"):
-        raw = np.asarray(model.predict(Xf, pred_contrib=True))
-    elif hasattr(model, "get_booster"):
-        import xgboost as xgb
+#: Rows whose SHAP values make the global SHAP importance and summary.
+SHAP_ROWS = 1000
+#: What a tree member's TreeSHAP values add up to (binary and multiclass classifiers).
+_OUTPUT_SPACES = {"lightgbm": "log-odds", "xgboost": "log-odds", "catboost": "log-odds"}
 
-        raw = np.asarray(model.get_booster().predict(xgb.DMatrix(Xf), pred_contribs=True))
-    else:
+
+def _shap_module() -> Any:
+    import warnings
+
+    with warnings.catch_warnings():
+        # shap's colour maps call a matplotlib function that matplotlib plans to deprecate.
+        warnings.filterwarnings("ignore", category=PendingDeprecationWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        import shap  # type: ignore[import-untyped]
+
+    return shap
+
+
+def _output_space(model: Any, classes: int) -> str | None:
+    """The space a tree model's SHAP values live in; None when it has no tree explainer."""
+    root = type(model).__module__.split(".")[0]
+    name = type(model).__name__
+    if root == "sklearn" and not ("Forest" in name or "Trees" in name or "Tree" in name):
         return None
-    width = Xf.shape[1] + 1
-    if raw.ndim == 3:  # xgboost multiclass: (rows, classes, features + 1)
-        return raw[np.arange(len(Xf)), target] if target is not None else raw[:, 0]
-    if raw.shape[1] > width:  # lightgbm multiclass: classes side by side
-        stacked = raw.reshape(len(Xf), -1, width)
-        return stacked[np.arange(len(Xf)), target] if target is not None else stacked[:, 0]
-    return raw
+    if root not in ("sklearn", "lightgbm", "xgboost", "catboost"):
+        return None
+    if classes == 0:
+        return "value"
+    return _OUTPUT_SPACES.get(root, "probability")
 
 
-def _shap(pipeline: Any, X: pd.DataFrame, classes: int) -> pd.DataFrame | None:
+def _contributions(
+    model: Any, Xf: pd.DataFrame, target: np.ndarray | None, classes: int
+) -> np.ndarray:
+    """(rows, features) TreeSHAP values of one member, towards the class in ``target``."""
+    explainer = _shap_module().TreeExplainer(model)
+    values = np.asarray(explainer(Xf, check_additivity=False).values)
+    if values.ndim == 3:  # (rows, features, classes)
+        if classes == 2:
+            return np.asarray(values[:, :, -1])
+        assert target is not None
+        return np.asarray(values[np.arange(len(Xf)), :, target])
+    return values  # regression, or a binary booster's single log-odds output
+
+
+def _shap(pipeline: Any, X: pd.DataFrame, classes: int) -> tuple[pd.DataFrame, str] | None:
+    """SHAP per raw column and row, and the output space; None without a tree explainer."""
     featurizer, ensemble = _steps(pipeline)
+    members = [_inner(m) for m in ensemble.members_]
+    spaces = {_output_space(m, classes) for m in members}
+    if None in spaces or len(spaces) != 1:
+        return None
     Xf = featurizer.transform(X)
     target = None
     if classes > 2:
         target = np.argmax(ensemble.predict_proba(Xf), axis=1)
-    total = np.zeros((len(X), Xf.shape[1] + 1))
-    for member, weight in zip(ensemble.members_, ensemble._weights(), strict=True):
-        values = _contributions(member, Xf, target)
-        if values is None:
-            return None
-        total += weight * values
+    total = np.zeros(Xf.shape)
+    for model, weight in zip(members, ensemble._weights(), strict=True):
+        total += weight * _contributions(model, Xf, target, classes)
     source = featurizer.source_columns()
-    frame = pd.DataFrame(total[:, :-1], columns=list(Xf.columns))
-    return frame.T.groupby(lambda name: source[str(name)]).sum().T
+    frame = pd.DataFrame(total, columns=list(Xf.columns))
+    return frame.T.groupby(lambda name: source[str(name)]).sum().T, str(spaces.pop())
+
+
+def shap_summary_plot(shap: pd.DataFrame, X: pd.DataFrame, out_dir: Path, top: int = 15) -> Path:
+    """SHAP values per row for the ``top`` columns, coloured by each column's value rank."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    order = shap.abs().mean().sort_values(ascending=False).index[:top][::-1]
+    fig = Figure(figsize=(7, max(2.5, 0.35 * len(order) + 1)))
+    ax = fig.add_subplot()
+    rng = np.random.default_rng(0)
+    for i, col in enumerate(order):
+        values = pd.to_numeric(X[col], errors="coerce") if col in X.columns else None
+        rank = (
+            values.rank(pct=True).fillna(0.5).to_numpy()
+            if values is not None and values.notna().any()
+            else np.full(len(shap), 0.5)
+        )
+        jitter = rng.uniform(-0.25, 0.25, len(shap))
+        ax.scatter(shap[col], i + jitter, c=rank, cmap="coolwarm", s=8, vmin=0, vmax=1)
+    ax.set_yticks(range(len(order)), [str(c) for c in order])
+    ax.axvline(0, color="grey", linewidth=0.8)
+    ax.set(xlabel="SHAP value (colour: the column's value, low blue to high red)")
+    ax.set_title("SHAP summary")
+    FigureCanvasAgg(fig)
+    fig.tight_layout()
+    path = out_dir / "shap_summary.png"
+    fig.savefig(path, dpi=100)
+    return path
 
 
 def _output(pipeline: Any, X: pd.DataFrame, classes: int) -> np.ndarray:
@@ -212,9 +274,15 @@ def explain_model(
     columns = featurizer.used_columns()
     importance = _permutation(pipeline, X, y, metric, classes, columns, seed, repeats)
     sample = X.head(max_rows).reset_index(drop=True)
-    shap = _shap(pipeline, X, classes)
+    # TreeSHAP costs about one prediction per tree and row: a sample is plenty for the
+    # global view, and the rows explained one by one are its head.
+    explained = X.head(max(max_rows, SHAP_ROWS)).reset_index(drop=True)
+    found = _shap(pipeline, explained, classes)
     shap_importance = None
-    if shap is not None:
+    shap_output = None
+    shap = None
+    if found is not None:
+        shap, shap_output = found
         mean_abs = shap.abs().mean().to_frame("mean_abs_shap").rename_axis("column")
         shap_importance = mean_abs.reset_index().sort_values(
             "mean_abs_shap", ascending=False, ignore_index=True
@@ -241,4 +309,6 @@ def explain_model(
             shap_dir.mkdir(exist_ok=True)
             pairs = zip(shap_importance["column"], shap_importance["mean_abs_shap"], strict=True)
             plots.append(importance_plot(dict(pairs), shap_dir, title="Mean |SHAP| per column"))
-    return Explanation(importance, rows, shap_importance, plots)
+            assert shap is not None
+            plots.append(shap_summary_plot(shap, explained, shap_dir))
+    return Explanation(importance, rows, shap_importance, plots, shap_output)

@@ -332,6 +332,16 @@ class AutoFeaturizer(TransformerMixin, BaseEstimator):  # type: ignore[misc]
                     for i, name in enumerate(step["outputs"][1:]):
                         out[name] = enc[:, i]
         if unseen and not fitting:
+            # Each unseen level is reported once per fitted model: a served model meets the
+            # same new level in request after request (monitoring counts them per column).
+            warned: set[tuple[str, str]] = self.__dict__.setdefault("_unseen_warned", set())
+            unseen = {
+                c: fresh
+                for c, v in unseen.items()
+                if (fresh := [x for x in v if (c, x) not in warned])
+            }
+            warned.update((c, x) for c, v in unseen.items() for x in v)
+        if unseen and not fitting:
             shown = "; ".join(f"{c}: {', '.join(map(repr, v[:3]))}" for c, v in unseen.items())
             warnings.warn(
                 f"levels not seen in training (encoded as unknown): {shown}",

@@ -26,7 +26,7 @@ from lakeloom.automl.ensemble import (
 from lakeloom.automl.scoring import Metric
 from lakeloom.automl.search import Budget, SearchResult, Trial
 
-__all__ = ["FinalModel", "finalize"]
+__all__ = ["FinalModel", "finalize", "with_default_lgbm"]
 
 #: Most candidates considered for the ensemble.
 MAX_CANDIDATES = 5
@@ -69,6 +69,26 @@ def _oof_cost(trial: Trial, result: SearchResult) -> float:
     # A cv trial fitted n_splits models, as out-of-fold predictions do; a holdout trial one.
     folds = 1 if result.eval_method == "cv" else result.n_splits
     return trial.train_time * folds * 1.2 + 0.05
+
+
+def with_default_lgbm(candidates: list[Trial], trials: list[Trial]) -> list[Trial]:
+    """``candidates`` with LightGBM's default config second, when the search tried it.
+
+    The search's first LightGBM trial is LightGBM's own defaults (see
+    :func:`~lakeloom.automl.search.starting_points`). On small data the best of many trials
+    on FLAML's fixed folds is partly luck on those folds; the defaults, scored out of fold on
+    fresh folds next to the tuned winners, are a robust candidate (and an ensemble member).
+    """
+    default = next((t for t in trials if t.learner == "lgbm"), None)
+    if default is None or any(c is default for c in candidates):
+        return candidates
+    return [*candidates[:1], default, *candidates[1:]]
+
+
+def _key(trial: Trial, candidates: list[Trial]) -> str:
+    """A candidate's name in the notes: its learner, with the trial number when repeated."""
+    same = [c for c in candidates if c.learner == trial.learner]
+    return trial.learner if len(same) == 1 else f"{trial.learner}#{trial.number}"
 
 
 def _make(trial: Trial, result: SearchResult, n_jobs: int) -> Any:
@@ -150,7 +170,7 @@ def finalize(
     """Choose and refit the final model within ``budget`` (see the module docstring)."""
     classify = bool(classes)
     n_classes = len(classes)
-    candidates = result.best_per_learner()[:MAX_CANDIDATES]
+    candidates = with_default_lgbm(result.best_per_learner()[:MAX_CANDIDATES], result.trials)
 
     def left() -> float:
         return budget.remaining() - finish_reserve
@@ -186,7 +206,7 @@ def finalize(
                 )
             )
         pool = pool[: len(preds)]
-        losses = {c.learner: metric.loss(y, p) for c, p in zip(pool, preds, strict=True)}
+        losses = {_key(c, pool): metric.loss(y, p) for c, p in zip(pool, preds, strict=True)}
         weights, ens_loss = greedy_weights(preds, lambda p: metric.loss(y, p))
         chosen = [(c, w) for c, w in zip(pool, weights, strict=True) if w > 0]
         began = time.monotonic()

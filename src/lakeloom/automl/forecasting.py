@@ -22,21 +22,28 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator
-from sklearn.exceptions import NotFittedError
 
-from lakeloom.automl.backtest import backtest
+from lakeloom.automl.backtest import Found, backtest
+from lakeloom.automl.base import AutoMLBase
 from lakeloom.automl.data import AutoMLContext, _training_data, label_of, tracking_of
 from lakeloom.automl.fit_logging import warm_imports
 from lakeloom.automl.forecast_models import ForecastModel, SeriesForecaster
 from lakeloom.automl.forecast_tracking import log_forecast_fit
 from lakeloom.automl.scoring import Metric
-from lakeloom.automl.search import FINISH_RESERVE_S, Budget, Trial, TrialLogTail, new_automl
+from lakeloom.automl.search import (
+    _ALIASES,
+    FINISH_RESERVE_S,
+    Budget,
+    Trial,
+    TrialLogTail,
+    new_automl,
+)
+from lakeloom.automl.threads import effective_n_jobs
 from lakeloom.automl.tracking import AutoMLRun
 from lakeloom.errors import AutoMLError, InvalidArgument, SchemaMismatch
 from lakeloom.models.labels import check_label
 
-__all__ = ["AutoMLForecaster", "season_length_of"]
+__all__ = ["AutoMLForecaster", "season_length_of", "ts_starting_points"]
 
 _SEASONS = {
     "MS": 12,
@@ -65,11 +72,36 @@ def season_length_of(frequency: str) -> int:
     return _SEASONS.get(base, _SEASONS.get(base.upper(), 1))
 
 
+#: FLAML's forecasting learners lakeloom accepts (``prophet`` when installed).
+TS_LEARNERS = (
+    "lgbm",
+    "xgboost",
+    "xgb_limitdepth",
+    "rf",
+    "extra_tree",
+    "arima",
+    "sarimax",
+    "holt-winters",
+    "prophet",
+)
+
+
 def _ts_learners(models: list[str] | None) -> list[str]:
     import importlib.util
 
     if models:
-        return list(models)
+        names = [_ALIASES.get(m, m) for m in models]
+        unknown = [n for n in names if n not in TS_LEARNERS]
+        if unknown:
+            raise InvalidArgument(
+                f"unknown forecasting model(s) {', '.join(unknown)}; use {', '.join(TS_LEARNERS)}"
+            )
+        needs = {"arima": "statsmodels", "sarimax": "statsmodels", "holt-winters": "statsmodels"}
+        needs["prophet"] = "prophet"
+        missing = [n for n in names if n in needs and importlib.util.find_spec(needs[n]) is None]
+        if missing:
+            raise InvalidArgument(f"model(s) {', '.join(missing)} need packages not installed")
+        return names
     names = list(_DEFAULT_TS_LEARNERS)
     if importlib.util.find_spec("statsmodels") is not None:
         names += ["arima", "sarimax"]
@@ -78,7 +110,23 @@ def _ts_learners(models: list[str] | None) -> list[str]:
     return names
 
 
-class AutoMLForecaster(BaseEstimator):  # type: ignore[misc]
+def ts_starting_points(learners: list[str], lag: int) -> dict[str, dict[str, Any]]:
+    """Cheap first configs for the statistical models, on already differenced data.
+
+    FLAML's own first ARIMA and SARIMAX are large (p = q = 12, seasonal orders 3 at s = 12
+    on monthly data: 20 s and more per fit here); the series is already differenced at the
+    seasonal lag, so small orders without further differencing are the natural start, and
+    the search grows them if they help.
+    """
+    points: dict[str, dict[str, Any]] = {}
+    if "arima" in learners:
+        points["arima"] = {"p": 2, "d": 0, "q": 1}
+    if "sarimax" in learners:
+        points["sarimax"] = {"p": 1, "d": 0, "q": 1, "P": 1, "D": 0, "Q": 1, "s": max(lag, 1)}
+    return points
+
+
+class AutoMLForecaster(AutoMLBase):
     """AutoML for time series; see the module docstring."""
 
     def __init__(
@@ -116,13 +164,6 @@ class AutoMLForecaster(BaseEstimator):  # type: ignore[misc]
         self.n_backtests = n_backtests
         self.season_length = season_length
         self.context = context
-
-    def __sklearn_clone__(self) -> AutoMLForecaster:
-        import copy
-
-        params = self.get_params(deep=False)
-        context = params.pop("context")
-        return type(self)(**copy.deepcopy(params), context=context)
 
     # -- data ------------------------------------------------------------------------------
     def _check(self) -> tuple[str, list[str], Any]:
@@ -191,11 +232,12 @@ class AutoMLForecaster(BaseEstimator):  # type: ignore[misc]
     # -- fit -------------------------------------------------------------------------------
     def fit(self, data: Any) -> AutoMLForecaster:
         """Search, backtest, refit the winners and forecast; returns ``self``."""
-        limit = None if self.time_limit_minutes is None else float(self.time_limit_minutes) * 60
-        if limit is None and self.n_trials is None:
-            raise InvalidArgument("give time_limit_minutes, n_trials or both")
+        limit = self._limit_seconds()
+        self._check_trials()
         budget = Budget(limit)
         tcol, ids, score = self._check()
+        _ts_learners(self.models)  # refuse unknown names before anything is written
+        self.n_jobs_ = effective_n_jobs(self.n_jobs)
         label = label_of(self.target_column, self.label, data)
         with budget.phase("prepare"):
             warm_imports()
@@ -210,14 +252,27 @@ class AutoMLForecaster(BaseEstimator):  # type: ignore[misc]
                     f"series {key or ''} has {n} points; horizon {self.horizon} with "
                     f"{self.n_backtests} backtests and season {season} needs at least {need}"
                 )
-        run = AutoMLRun.start(
+        with budget.phase("tracking"):
+            run = self._start_run(source, label, frequency, season, len(series), limit)
+        self._tracked(
+            run,
+            budget,
+            lambda: self._fit_all(run, budget, series, frequency, season, score, label, tcol, ids),
+        )
+        return self
+
+    def _start_run(
+        self, source: Any, label: str, frequency: str, season: int, n_series: int, limit: Any
+    ) -> AutoMLRun:
+        ids = list(self.series_id_columns or [])
+        return AutoMLRun.start(
             tracking_of(self.context),
             self.experiment_name,
             run_name="automl-forecast",
             params={
                 "task": "forecast",
                 "label": label,
-                "time_column": tcol,
+                "time_column": self.time_column,
                 "series_id_columns": ",".join(ids),
                 "horizon": self.horizon,
                 "frequency": frequency,
@@ -226,20 +281,12 @@ class AutoMLForecaster(BaseEstimator):  # type: ignore[misc]
                 "time_limit_seconds": limit,
                 "n_trials": self.n_trials,
                 "n_backtests": self.n_backtests,
-                "series": len(series),
+                "series": n_series,
                 "seed": self.seed,
+                "n_jobs": self.n_jobs_,
             },
             tags=source.lineage.tags(),
         )
-        try:
-            self._fit_all(run, budget, series, frequency, season, score, label, tcol, ids)
-        except BaseException as exc:
-            run.end(
-                "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED",
-                str(exc).splitlines()[0] if str(exc) else None,
-            )
-            raise
-        return self
 
     def _fit_all(
         self,
@@ -261,27 +308,30 @@ class AutoMLForecaster(BaseEstimator):  # type: ignore[misc]
         trials: list[Trial] = []
         with tempfile.TemporaryDirectory(prefix="lakeloom-forecast-") as tmp:
             for i, (key, y) in enumerate(series.items()):
-                found = self._search(y, key, i, per_series, Path(tmp), run, trials)
-                board, winner = backtest(
-                    y,
-                    key,
-                    found,
-                    horizon=self.horizon,
-                    n_backtests=self.n_backtests,
-                    season=season,
-                    frequency=frequency,
-                    score=score,
-                    budget=budget,
-                    seed=self.seed,
-                    n_jobs=self.n_jobs,
-                )
+                with budget.phase("search"):
+                    found = self._search(y, key, i, season, per_series, Path(tmp), run, trials)
+                with budget.phase("backtest"):
+                    board, winner = backtest(
+                        y,
+                        key,
+                        found,
+                        horizon=self.horizon,
+                        n_backtests=self.n_backtests,
+                        season=season,
+                        frequency=frequency,
+                        score=score,
+                        budget=budget,
+                        seed=self.seed,
+                        n_jobs=self.n_jobs_,
+                    )
                 boards.append(board)
                 winners[key] = winner
             with budget.phase("refit"):
                 for key, model in winners.items():
                     model.fit(series[key])
-            self.model_ = ForecastModel(winners, tcol, label, ids, self.horizon, frequency)
-            self.forecast_ = self.model_.forecast_frame()
+            self.best_model_ = ForecastModel(winners, tcol, label, ids, self.horizon, frequency)
+            self.model_ = self.best_model_
+            self.forecast_ = self.best_model_.forecast_frame()
             self.backtest_ = pd.concat(boards, ignore_index=True)
             self.trials_ = trials
             self.best_models_ = {k: m.name for k, m in winners.items()}
@@ -293,33 +343,28 @@ class AutoMLForecaster(BaseEstimator):  # type: ignore[misc]
             self.label_, self.frequency_, self.season_length_ = label, frequency, season
             with budget.phase("logging"):
                 self.best_model_uri_ = log_forecast_fit(self, run, Path(tmp), series)
-        self.best_run_id_ = run.run_id
-        self.budget_ = budget.report()
-        run.log_metrics(
-            {"fit_seconds": self.budget_["total"], "overrun_seconds": self.budget_["overrun"]}
-        )
-        run.end("FINISHED")
 
     def _search(
         self,
         y: pd.Series,
         key: Any,
         index: int,
+        season: int,
         seconds: float | None,
         tmp: Path,
         run: AutoMLRun,
         trials: list[Trial],
-    ) -> tuple[str, dict[str, Any], int] | None:
+    ) -> Found | None:
         """FLAML on the differences of the data before the backtests: (learner, config, lag)."""
 
         if seconds is not None and seconds < 1.0:
             return None
-        season = self.season_length or season_length_of(self.frequency or "")
         lag = season if season > 1 and len(y) > 3 * season else 1
         window = y.iloc[: len(y) - self.horizon * self.n_backtests]
         diffs = window.diff(lag).dropna()
         frame = pd.DataFrame({"ds": diffs.index, "y": diffs.to_numpy()})
         log = tmp / f"series{index}.jsonl"
+        learners = _ts_learners(self.models)
         found: list[Trial] = []
 
         def on_trial(t: Trial) -> None:
@@ -337,7 +382,8 @@ class AutoMLForecaster(BaseEstimator):  # type: ignore[misc]
                     task="ts_forecast",
                     period=self.horizon,
                     metric=self.metric if self.metric != "rmse" else "rmse",
-                    estimator_list=_ts_learners(self.models),
+                    estimator_list=learners,
+                    starting_points=ts_starting_points(learners, lag),
                     time_budget=-1 if seconds is None else seconds,
                     max_iter=self.n_trials,
                     eval_method="holdout",
@@ -347,7 +393,7 @@ class AutoMLForecaster(BaseEstimator):  # type: ignore[misc]
                     mlflow_logging=False,
                     verbose=0,
                     seed=self.seed,
-                    n_jobs=self.n_jobs,
+                    n_jobs=self.n_jobs_,
                 )
         except (ValueError, AssertionError, KeyError) as exc:
             warnings.warn(
@@ -361,15 +407,9 @@ class AutoMLForecaster(BaseEstimator):  # type: ignore[misc]
         if not found:
             return None
         best = min(found, key=lambda t: t.loss)
-        return best.learner, best.config, lag
+        return Found(best.learner, best.config, lag, best.train_time)
 
     # -- results ---------------------------------------------------------------------------
-    def _fitted(self) -> ForecastModel:
-        model: ForecastModel | None = getattr(self, "model_", None)
-        if model is None:
-            raise NotFittedError("AutoMLForecaster is not fitted yet; call fit first")
-        return model
-
     def predict(self, data: Any = None) -> pd.DataFrame:
         """Forecasts for the horizon: all series, or those (and timestamps) in ``data``."""
         model = self._fitted()
@@ -383,22 +423,5 @@ class AutoMLForecaster(BaseEstimator):  # type: ignore[misc]
     @property
     def best_model(self) -> ForecastModel:
         """The fitted forecasters as a pyfunc-compatible model."""
-        return self._fitted()
-
-    @property
-    def best_model_name(self) -> str:
-        """The winning candidate (``per series`` when there are several series)."""
-        self._fitted()
-        return str(self.best_model_name_)
-
-    @property
-    def best_score(self) -> float:
-        """Mean backtest error of the winners (lower is better)."""
-        self._fitted()
-        return float(self.best_score_)
-
-    @property
-    def best_run_id(self) -> str:
-        """The parent MLflow run of the fit."""
-        self._fitted()
-        return str(self.best_run_id_)
+        model: ForecastModel = self._fitted()
+        return model

@@ -27,7 +27,6 @@ def register_best(
     """
     from lakeloom.tracking.gate import run_gate
     from lakeloom.tracking.registry import Registry
-    from lakeloom.tracking.runs import using_tracking
 
     context = automl.context
     tables = getattr(context, "tables", None)
@@ -41,10 +40,7 @@ def register_best(
             "on held-out rows: pass holdout='schema.table' (or a frame with the label)"
         )
     registry = Registry(context.tracking, tables, getattr(context, "engine", None))
-    # MLflow resolves a version's ``models:/`` source with the process-wide tracking URI,
-    # which another open workspace may have moved.
-    with using_tracking(context.tracking):
-        version = registry.register(automl.best_run_id, name=name)
+    version = registry.register(automl.best_run_id, name=name)
     out: dict[str, Any] = {
         "name": name,
         "version": int(version.version),

@@ -9,14 +9,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import pandas as pd
+
 from lakeloom.automl.data import AutoMLContext
 from lakeloom.automl.estimators import AutoMLClassifier, AutoMLRegressor
 from lakeloom.automl.tracking import best_manual_run
 from lakeloom.durations import parse_duration
-from lakeloom.errors import InvalidArgument
+from lakeloom.errors import InvalidArgument, SchemaMismatch
+from lakeloom.models.data import Lineage, TrainingData
 from lakeloom.models.metric_names import higher_is_better
+from lakeloom.training.sources import TableData
 
-__all__ = ["AutoMLReport", "run_automl"]
+__all__ = ["AutoMLReport", "WithoutColumns", "run_automl"]
 
 TASKS = ("auto", "classification", "regression")
 
@@ -74,6 +78,30 @@ def _task_of(context: AutoMLContext, table: str, label: str, task: str) -> str:
     return "regression" if infer_task(frame[label]) == "regression" else "classification"
 
 
+@dataclass
+class WithoutColumns:
+    """A training source with some columns left out (identifiers, dates a model must not use)."""
+
+    source: TrainingData
+    exclude: list[str]
+
+    def load_df(self) -> pd.DataFrame:
+        """The source's rows without the excluded columns."""
+        frame = self.source.load_df()
+        missing = [c for c in self.exclude if c not in frame.columns]
+        if missing:
+            raise SchemaMismatch(
+                f"column(s) to exclude {', '.join(map(repr, missing))} not in "
+                f"{self.source.lineage.name}"
+            )
+        return frame.drop(columns=self.exclude)
+
+    @property
+    def lineage(self) -> Lineage:
+        """The source's lineage."""
+        return self.source.lineage
+
+
 def run_automl(
     context: AutoMLContext,
     table: str,
@@ -89,11 +117,14 @@ def run_automl(
     register_as: str | None = None,
     alias: str | None = None,
     holdout: str | None = None,
+    min_improvement: float = 0.0,
+    exclude: list[str] | None = None,
 ) -> AutoMLReport:
     """Fit AutoML on ``table``, compare with the best manual run, optionally register.
 
     With ``register_as`` the winner becomes a new version of that model; with ``alias`` too,
-    the registry's gate moves the alias only if the version beats its holder on ``holdout``.
+    the registry's gate moves the alias only if the version beats its holder on ``holdout``
+    (by ``min_improvement``). ``exclude`` names columns of ``table`` not to learn from.
     """
     kind = _task_of(context, table, label, task)
     seconds = parse_duration(time_limit).total_seconds()
@@ -109,7 +140,15 @@ def run_automl(
         seed=seed,
         context=context,
     )
-    automl.fit(table)
+    data: Any = table
+    if exclude:
+        tables, engine = context.tables, context.engine
+        if tables is None or engine is None:
+            raise InvalidArgument("cannot read a table without a lakehouse")
+        if label in exclude:
+            raise InvalidArgument(f"the label {label!r} cannot be excluded")
+        data = WithoutColumns(TableData(tables, engine, table), list(exclude))
+    automl.fit(data)
     report = AutoMLReport(
         experiment=name,
         table=table,
@@ -141,5 +180,7 @@ def run_automl(
             "run's is on its held-out rows"
         )
     if register_as:
-        report.registered = automl.register(register_as, alias, holdout=holdout)
+        report.registered = automl.register(
+            register_as, alias, holdout=holdout, min_improvement=min_improvement
+        )
     return report

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import threading
 import time
 import warnings
@@ -46,6 +47,7 @@ __all__ = [
     "Trial",
     "TrialLogTail",
     "available_learners",
+    "check_spark_trials",
     "decide_eval_method",
     "new_automl",
     "run_search",
@@ -144,7 +146,11 @@ class Trial:
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Trial:
         """Parse a line of FLAML's JSON training log."""
-        config = {k: v for k, v in record["config"].items() if not k.startswith("FLAML_")}
+        config = record["config"]
+        # A parallel (Spark) search logs the learner in the config, and with several
+        # learners nests each one's hyperparameters under "ml".
+        config = config.get("ml", config)
+        config = {k: v for k, v in config.items() if not k.startswith("FLAML_") and k != "learner"}
         return cls(
             number=int(record["record_id"]) + 1,
             learner=str(record["learner"]),
@@ -325,10 +331,24 @@ class TrialLogTail(threading.Thread):
         return self.trials
 
 
-def _spark_options(spark: SparkSettings | None, owner: object) -> dict[str, Any]:
-    """FLAML's options to run trials as Spark jobs on lakeloom's shared session."""
+#: The Spark job tag of FLAML's trials (``sparkContext.cancelJobsWithTag`` stops them all).
+TRIALS_JOB_TAG = "lakeloom-automl-trials"
+#: FLAML's variable for how many trials run at once on Spark.
+_FLAML_CONCURRENCY = "FLAML_MAX_CONCURRENT"
+
+
+def check_spark_trials(spark: SparkSettings | None) -> None:
+    """Raise :class:`AutoMLError` unless FLAML's trials can run on ``spark``'s session
+    (None: no Spark wanted). Cheap: it starts nothing, so a fit can call it first.
+    """
     if spark is None:
-        return {}
+        return
+    if spark.remote:
+        raise AutoMLError(
+            f"use_spark=True needs a classic Spark session, not Spark Connect ({spark.remote}): "
+            "FLAML runs its trials through the SparkContext; set spark.master instead of "
+            "spark.remote, or fit with use_spark=False"
+        )
     import importlib.util
 
     if importlib.util.find_spec("joblibspark") is None:
@@ -336,13 +356,70 @@ def _spark_options(spark: SparkSettings | None, owner: object) -> dict[str, Any]
             "use_spark=True runs FLAML's trials as Spark jobs, which needs the joblibspark "
             "package (pip install 'flaml[spark]'); or fit with use_spark=False"
         )
+
+
+def _spark_options(spark: SparkSettings | None, owner: object) -> dict[str, Any]:
+    """FLAML's options to run trials as Spark jobs on lakeloom's shared session."""
+    if spark is None:
+        return {}
+    check_spark_trials(spark)
     from lakeloom.engines.spark_session import acquire
 
     # FLAML calls SparkSession.builder.getOrCreate(): start lakeloom's session first so that
     # the trials run on it (with the workspace's master and configuration).
     session = acquire(spark, owner)
-    parallel = int(session.sparkContext.defaultParallelism)
-    return {"use_spark": True, "n_concurrent_trials": max(2, parallel), "force_cancel": True}
+    # No force_cancel: joblibspark 0.6 cancels jobs at the time limit, then fails inside
+    # joblib 1.6 (Parallel has no _backend_args), which would end the whole fit. Trials
+    # finish instead, as the last one does on the sequential path.
+    return {"use_spark": True, "n_concurrent_trials": _trial_slots(session), "force_cancel": False}
+
+
+def _trial_slots(session: Any) -> int:
+    """How many trials run at once: one per task slot, and never fewer than two.
+
+    joblib runs a single job in the calling process (no Spark job at all), so even a
+    one-slot session gets two: Spark then runs the trials' jobs one after the other.
+    """
+    return max(2, int(session.sparkContext.defaultParallelism))
+
+
+@contextmanager
+def _trials_on_spark(spark: SparkSettings | None, owner: object) -> Iterator[None]:
+    """Around FLAML's fit: with ``spark``, its trials run as Spark jobs tagged
+    :data:`TRIALS_JOB_TAG`, as many at once as the session has task slots.
+    """
+    with warnings.catch_warnings():
+        if spark is None:
+            yield
+            return
+        # joblibspark says so on every local[*] master; it changes nothing for FLAML.
+        warnings.filterwarnings("ignore", message="Spark local mode doesn't support stage")
+        # joblibspark 0.6 implements joblib's older apply_async, which joblib 1.6 still
+        # calls through its new submit with a DeprecationWarning.
+        warnings.filterwarnings("ignore", "`apply_async` is deprecated", DeprecationWarning)
+        # joblibspark wraps its threads without naming the session; the job tag below is
+        # a local property, which they inherit all the same.
+        warnings.filterwarnings("ignore", "Spark session is not provided", UserWarning)
+        # On a one-slot session lakeloom asks for two trials at once (see _trial_slots).
+        warnings.filterwarnings("ignore", "User-specified n_jobs", UserWarning)
+        from lakeloom.engines.spark_session import acquire
+
+        session = acquire(spark, owner)  # already started by _spark_options
+        context = session.sparkContext
+        # FLAML sizes its joblib pool by the executors it counts, which is one on a local
+        # master: joblib then runs every trial in this process, not on Spark. FLAML's own
+        # override sets the pool to the session's task slots (unless the user set it).
+        previous = os.environ.get(_FLAML_CONCURRENCY)
+        if previous is None:
+            os.environ[_FLAML_CONCURRENCY] = str(_trial_slots(session))
+        # Jobs started by joblibspark's threads inherit this thread's tags.
+        context.addJobTag(TRIALS_JOB_TAG)
+        try:
+            yield
+        finally:
+            context.removeJobTag(TRIALS_JOB_TAG)
+            if previous is None:
+                os.environ.pop(_FLAML_CONCURRENCY, None)
 
 
 def run_search(
@@ -396,7 +473,8 @@ def run_search(
     flaml_logger = logging.getLogger("flaml.automl.logger")
     level = flaml_logger.level
     try:
-        automl.fit(X_train=X, y_train=y, **settings)
+        with _trials_on_spark(spark, tail):
+            automl.fit(X_train=X, y_train=y, **settings)
     finally:
         flaml_logger.setLevel(level)
         trials = tail.finish()

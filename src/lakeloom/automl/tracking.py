@@ -39,6 +39,12 @@ AUTOML_TYPES = (
     "lakeloom.automl.featurize.AutoFeaturizer",
     "lakeloom.automl.ensemble.WeightedEnsembleClassifier",
     "lakeloom.automl.ensemble.WeightedEnsembleRegressor",
+    # FLAML's k-nearest-neighbours learner keeps scikit-learn's search trees and metrics.
+    "sklearn.neighbors._kd_tree.KDTree",
+    "sklearn.neighbors._ball_tree.BallTree",
+    "sklearn.metrics._dist_metrics.EuclideanDistance64",
+    "sklearn.metrics._dist_metrics.ManhattanDistance64",
+    "sklearn.metrics._dist_metrics.MinkowskiDistance64",
 )
 
 
@@ -152,7 +158,9 @@ class AutoMLRun:
             },
         )
         params = [Param("learner", trial.learner)] + [
-            Param(str(k), _text(v)) for k, v in trial.config.items()
+            Param(str(k), _text(v))
+            for k, v in trial.config.items()
+            if str(k) != "learner"  # parallel (Spark) trials carry it in their config too
         ]
         metrics = [
             MlflowMetric(metric.name, metric.score_from_loss(trial.loss), end, 0),

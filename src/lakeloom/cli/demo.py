@@ -78,16 +78,15 @@ def demo(customers: int | None, seed: int | None, engine: str | None) -> None:
                 title="registered models",
             )
         )
-    console.print(
-        kv_table(
-            {
-                "workspace": result.workspace,
-                "MLflow store": result.tracking_uri,
-                "artifacts": result.artifact_root,
-                "run": f"{result.run_id} ({format_value(round(result.duration_s, 2))}s)",
-            }
-        )
-    )
+    where = {
+        "workspace": result.workspace,
+        "MLflow store": result.tracking_uri,
+        "artifacts": result.artifact_root,
+        "run": f"{result.run_id} ({format_value(round(result.duration_s, 2))}s)",
+    }
+    for i, report in enumerate(result.reports):
+        where[f"report {i + 1}" if len(result.reports) > 1 else "report"] = report
+    console.print(kv_table(where))
     console.print("\nNext:")
     for command in result.next_commands:
         console.print(f"  {command}", markup=False, soft_wrap=True)

@@ -19,6 +19,7 @@ from lakeloom.cli import automl, basic, data, demo, run, sql, tables, ui
 from lakeloom.cli import features as features_cli
 from lakeloom.cli import models as models_cli
 from lakeloom.cli import monitor as monitor_cli
+from lakeloom.cli import reference as reference_cli
 from lakeloom.cli import runs as runs_cli
 from lakeloom.cli import score as score_cli
 from lakeloom.cli import serve as serve_cli
@@ -87,6 +88,7 @@ for _command in (
     score_cli.score,
     monitor_cli.monitor,
     monitor_cli.ab,
+    reference_cli.docs,
 ):
     cli.add_command(_command)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import time
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -88,6 +89,8 @@ class DemoResult:
     artifact_root: str | None
     next_commands: list[str] = field(default_factory=list)
     models: list[DemoModel] = field(default_factory=list)
+    #: Reports the run wrote (HTML files under the workspace's ``reports/`` folder).
+    reports: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly form."""
@@ -102,6 +105,7 @@ class DemoResult:
             "artifact_root": self.artifact_root,
             "next_commands": self.next_commands,
             "models": [m.to_dict() for m in self.models],
+            "reports": self.reports,
         }
 
 
@@ -131,6 +135,15 @@ def _models(ws: Workspace) -> list[DemoModel]:
     return found
 
 
+def _reports(ws: Workspace, since: float) -> list[str]:
+    if not ws.storage.is_local:
+        return []
+    folder = Path(ws.root) / "reports"
+    if not folder.is_dir():
+        return []
+    return sorted(str(p) for p in folder.glob("*.html") if p.stat().st_mtime >= since)
+
+
 def run_demo(
     ws: Workspace,
     *,
@@ -145,6 +158,7 @@ def run_demo(
     if seed is not None:
         overrides["seed"] = seed
     spec = load_pipeline(pipeline_path(), overrides)
+    began = time.time()
     result = run_pipeline(ws, spec, on_event=on_event)
     steps = read_run(ws, result.run_id)
     root = shlex.quote(ws.root)
@@ -152,6 +166,12 @@ def run_demo(
     commands = [f"lakeloom tables list --workspace {root}"]
     if tables:
         commands.append(f"lakeloom tables show {tables[-1].table} --workspace {root}")
+    models = _models(ws)
+    commands += [
+        f"lakeloom models history {shlex.quote(m.name)} --workspace {root}"
+        for m in models
+        if "production" in m.aliases
+    ]
     commands += [
         f"lakeloom run {shlex.quote(spec.path)} --workspace {root} --only {spec.steps[-1].name}",
         f"lakeloom ui --workspace {root}",
@@ -166,5 +186,6 @@ def run_demo(
         tracking_uri=ws.tracking.tracking_uri,
         artifact_root=ws.tracking.artifact_root,
         next_commands=commands,
-        models=_models(ws),
+        models=models,
+        reports=_reports(ws, began - 1.0),
     )

@@ -7,8 +7,10 @@ and hands the results back to the loop in one callback. While the worker predict
 requests queue up, so batches grow with the load by themselves; ``max_wait_s`` optionally
 holds a lone first row back for company when the worker is idle.
 
-Rows go to the handle they were checked against (the one the slot served when the request
-arrived), so a hot swap never mixes schemas. When a batch's predict call fails, its
+A handle that offers ``predict_enriched`` (a feature-aware model) also returns the rows as
+it scored them; each request's rows are replaced by those, so the inference table logs what
+the model saw. Rows go to the handle they were checked against (the one the slot served
+when the request arrived), so a hot swap never mixes schemas. When a batch's predict call fails, its
 requests are scored one by one, so one bad request cannot fail its neighbours.
 """
 
@@ -148,8 +150,13 @@ class MicroBatcher:
         handle = group[0].handle
         data = group[0].data
         rows = data.rows if len(group) == 1 else [r for it in group for r in it.data.rows]
+        enrich = getattr(handle, "predict_enriched", None)
+        scored: list[tuple[Any, ...]] | None = None
         try:
-            predictions = handle.predict(data.columns, data.types, rows)
+            if enrich is not None:
+                predictions, scored = enrich(data.columns, data.types, rows)
+            else:
+                predictions = handle.predict(data.columns, data.types, rows)
         except Exception as exc:
             if len(group) > 1:  # find the request that fails; score the others
                 out = []
@@ -171,6 +178,10 @@ class MicroBatcher:
         start = 0
         for it in group:
             n = len(it.data.rows)
+            if scored is not None:
+                # The rows as scored (looked-up features filled in) are what gets logged;
+                # the loop reads them only after this batch's results are delivered.
+                it.data.rows = scored[start : start + n]
             out.append((it, (handle, predictions[start : start + n]), None))
             start += n
         return out

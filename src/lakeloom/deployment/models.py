@@ -7,13 +7,19 @@ An endpoint only needs two things from a model: the columns a request must carry
 (:meth:`ModelHandle.predict`). Loaders turn a downloaded model folder into a handle; they
 are tried newest first, and the first that returns a handle wins::
 
-    def load_feature_aware(request: LoadRequest) -> ModelHandle | None:
-        if "lakeloom_feature_spec" not in request.mlmodel.metadata or {}:
+    def load_onnx(request: LoadRequest) -> ModelHandle | None:
+        if "onnx" not in request.mlmodel.flavors:
             return None                     # not mine: the next loader tries
-        return FeatureAwareHandle(...)     # input_schema = the entity keys;
-                                           # predict() looks features up online, then scores
+        return OnnxHandle(request)          # input_schema + predict(columns, types, rows)
 
-    register_model_loader(load_feature_aware)
+    register_model_loader(load_onnx)
+
+Feature-aware models (logged with ``ws.features.log_model``) have their own loader,
+:func:`lakeloom.deployment.feature_serving.load_feature_aware`: their input schema is the
+entity keys, and ``predict`` looks the features up in the workspace's online store. A handle
+may also offer ``predict_enriched(columns, types, rows) -> (predictions, rows_as_scored)``:
+the micro-batcher then logs the rows as scored (e.g. with looked-up features) in the
+inference table, and ``status() -> dict`` adds to the model's entry in ``/ready``.
 
 The default loader (:class:`PyfuncHandle`) loads with lakeloom's trust rules
 (:func:`lakeloom.models.load_model_dir`), takes the input schema from the MLflow signature
@@ -104,6 +110,8 @@ class LoadRequest:
     mlmodel: Model
     trusted_types: tuple[str, ...] = ()
     allow_pickle: bool = False
+    #: Opens (once) the workspace's online store, for models that look features up.
+    online_store: Callable[[], Any] | None = None
 
 
 #: A loader returns a handle for the models it recognises, None for the others.
@@ -116,6 +124,10 @@ def register_model_loader(loader: ModelLoader) -> ModelLoader:
     if loader not in _LOADERS:
         _LOADERS.insert(0, loader)
     return loader
+
+
+#: From this many rows, a LightGBM booster predicts with its own thread pool.
+_PARALLEL_ROWS = 2048
 
 
 def _predictions(raw: Any, n: int) -> list[Any]:
@@ -187,7 +199,10 @@ class PyfuncHandle:
             matrix = np.array(rows, dtype=np.float64)
             if self._order != list(range(len(self._order))):
                 matrix = matrix[:, self._order]
-            return _predictions(self._booster.predict(matrix), len(rows))
+            # Micro-batches are small: OpenMP threads cost more than they save there (and on a
+            # busy machine a thread waiting for a core stalls the whole call).
+            threads = 1 if len(rows) < _PARALLEL_ROWS else 0
+            return _predictions(self._booster.predict(matrix, num_threads=threads), len(rows))
         arrays = columns_of(rows, types)
         if arrays and len({a.dtype for a in arrays}) == 1 and arrays[0].dtype != object:
             frame = pd.DataFrame(np.column_stack(arrays), columns=list(columns), copy=False)
@@ -253,10 +268,17 @@ def load_version(
     *,
     trusted_types: Sequence[str] = (),
     allow_pickle: bool = False,
+    online_store: Callable[[], Any] | None = None,
 ) -> ModelHandle:
-    """Download, load and warm up version ``version`` of ``ref``'s model."""
+    """Download, load and warm up version ``version`` of ``ref``'s model.
+
+    Loaders registered with :func:`register_model_loader` are tried first, then the
+    feature-aware one (:mod:`lakeloom.deployment.feature_serving`), then :class:`PyfuncHandle`.
+    """
     import mlflow.artifacts
     from mlflow.models import Model
+
+    from lakeloom.deployment.feature_serving import load_feature_aware
 
     uri = f"models:/{ref.name}/{version}"
     folder = Path(tempfile.mkdtemp(prefix="lakeloom-serve-"))
@@ -270,9 +292,11 @@ def load_version(
             )
         )
         mlmodel = Model.load(str(local / "MLmodel"))
-        request = LoadRequest(ref.name, version, local, mlmodel, tuple(trusted_types), allow_pickle)
+        request = LoadRequest(
+            ref.name, version, local, mlmodel, tuple(trusted_types), allow_pickle, online_store
+        )
         handle: ModelHandle | None = None
-        for loader in [*_LOADERS, PyfuncHandle]:
+        for loader in [*_LOADERS, load_feature_aware, PyfuncHandle]:
             handle = loader(request)
             if handle is not None:
                 break
@@ -336,6 +360,9 @@ class ModelSlot:
             "loaded_at": self.loaded_at,
             "inputs": schema.to_dict() if schema is not None else None,
         }
+        extra = getattr(handle, "status", None)
+        if callable(extra):
+            out.update(extra())
         if self.failure is not None:
             version, reason, when = self.failure
             out["reload_error"] = {"version": version, "error": reason, "at": when}

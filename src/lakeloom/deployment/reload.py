@@ -150,6 +150,7 @@ class Reloader:
                     version,
                     trusted_types=rt.config.trusted_types,
                     allow_pickle=rt.config.allow_pickle,
+                    online_store=rt.online_store,
                 )
             except ModelLoadError as exc:
                 slot.failure = (version, str(exc), time.time())

@@ -17,6 +17,7 @@ import itertools
 import logging
 import random
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -49,6 +50,7 @@ from lakeloom.deployment.schema import RequestError
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
+    from lakeloom.lakehouse.storage import Storage
     from lakeloom.lakehouse.tables import Tables
     from lakeloom.settings import Settings
     from lakeloom.tracking.store import TrackingConfig
@@ -72,6 +74,18 @@ class DeploymentContext:
     tables: Tables
     tracking: TrackingConfig
     settings: Settings | None = None
+    #: The workspace's storage (where the SQLite online store lives); default: the tables'.
+    storage: Storage | None = None
+
+    def open_online_store(self) -> Any:
+        """The workspace's online store (``[online_store]``), for feature-aware models."""
+        from lakeloom.features.online import open_online_store
+        from lakeloom.settings import OnlineStoreSettings
+
+        settings = self.settings.online_store if self.settings else OnlineStoreSettings()
+        # Without an explicit storage, the workspace root the tables live under.
+        storage = self.storage or self.tables._storage
+        return open_online_store(settings, storage)
 
 
 @dataclass(slots=True)
@@ -120,6 +134,8 @@ class EndpointRuntime:
         self._random: Callable[[], float] = random.random
         self._id_prefix = uuid.uuid4().hex[:16]
         self._ids = itertools.count(1)
+        self._online: Any = None
+        self._online_lock = threading.Lock()
 
     # -- start and stop -----------------------------------------------------------------
     def client(self) -> MlflowClient:
@@ -130,6 +146,13 @@ class EndpointRuntime:
             self._client = client(self.ctx.tracking)
         return self._client
 
+    def online_store(self) -> Any:
+        """The online store feature-aware models read (opened on first use, shared)."""
+        with self._online_lock:
+            if self._online is None:
+                self._online = self.ctx.open_online_store()
+            return self._online
+
     def load_ref(self, ref: ModelRef) -> ModelSlot:
         """Resolve, download, load and warm the model ``ref`` points at."""
         version = resolve_version(self.client(), ref)
@@ -139,6 +162,7 @@ class EndpointRuntime:
             version,
             trusted_types=self.config.trusted_types,
             allow_pickle=self.config.allow_pickle,
+            online_store=self.online_store,
         )
         log.info("loaded %s (version %s)", ref.uri, version)
         return ModelSlot(ref, handle)
@@ -206,6 +230,14 @@ class EndpointRuntime:
             batcher.close()
         if self.logger is not None:
             self.logger.stop()
+        with self._online_lock:
+            if self._online is not None:
+                self._online.close()
+                self._online = None
+
+    def flush_log(self) -> int:
+        """Write the inference table's pending rows now; returns the rows written."""
+        return self.logger.flush() if self.logger is not None else 0
 
     # -- scoring ------------------------------------------------------------------------
     def authorized(self, authorization: str | None, api_key: str | None) -> bool:
@@ -470,6 +502,18 @@ class EndpointRuntime:
         rows = [({"endpoint": ep, "model": uri}, b.stats.rows) for uri, b in self.batchers.items()]
         lines += gauge_lines("lakeloom_batches_total", "Predict calls.", "counter", batches)
         lines += gauge_lines("lakeloom_batch_rows_total", "Rows scored.", "counter", rows)
+        misses = [
+            ({"endpoint": ep, "model": uri}, getattr(slot.handle, "misses", 0))
+            for uri, slot in self.slots.items()
+            if hasattr(slot.handle, "misses")
+        ]
+        if misses:
+            lines += gauge_lines(
+                "lakeloom_feature_lookup_misses_total",
+                "Rows whose key a feature lookup did not find in the online store.",
+                "counter",
+                misses,
+            )
         lines += gauge_lines(
             "lakeloom_model_reload_failures_total",
             "Model versions that failed to load (the previous one kept serving).",

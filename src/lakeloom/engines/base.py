@@ -7,19 +7,25 @@ Two implementations pass one contract suite (``tests/engines/test_contract.py``)
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import pyarrow as pa
 
+from lakeloom.engines.profile_spec import ProfileSpec
+
 __all__ = [
+    "BatchFn",
     "Catalog",
     "Engine",
     "Frame",
     "PointInTimeLookup",
+    "ProfileSpec",
+    "RowFunction",
     "SchemaMode",
+    "SqlFunction",
     "TableRef",
     "WriteMode",
 ]
@@ -29,6 +35,36 @@ __all__ = [
 Frame = Any
 WriteMode = Literal["append", "overwrite"]
 SchemaMode = Literal["merge", "overwrite"]
+#: What :meth:`Engine.map_batches` applies: one Arrow batch in, one batch out (any row count).
+#: It must pickle (cloudpickle) for Spark, which runs it on the executors.
+BatchFn = Callable[[pa.RecordBatch], pa.RecordBatch]
+
+
+@dataclass(frozen=True)
+class RowFunction:
+    """A bound :class:`SqlFunction`: Arrow rows in, one value per row out.
+
+    ``fn`` gets a ``pyarrow.Table`` of the call's row arguments (their column names and
+    values) and returns an array of ``return_type`` with one value per row. It must pickle
+    (cloudpickle) for Spark, which calls it on the executors.
+    """
+
+    fn: Callable[[pa.Table], pa.Array]
+    return_type: pa.DataType
+
+
+@dataclass(frozen=True)
+class SqlFunction:
+    """A function that layers above the engines make callable from SQL.
+
+    SQL calls it as ``name('key', *)`` or ``name('key', col1, col2, ...)``: the first argument
+    is a string literal, which ``bind`` turns into a :class:`RowFunction` once per query; the
+    others are the row's columns (``*``: every column of the ``FROM`` clause), passed by name.
+    lakeloom's ``predict('churn_model@production', *)`` is one.
+    """
+
+    name: str
+    bind: Callable[[str], RowFunction]
 
 
 @dataclass(frozen=True)
@@ -161,8 +197,11 @@ class Engine(Protocol):
         """Upsert ``data`` on ``keys``; creates the table when missing. Returns the new version."""
         ...
 
-    def sql(self, query: str, catalog: Catalog) -> Frame:
-        """Run SQL in which ``schema.table`` names are lakehouse tables at their latest version."""
+    def sql(self, query: str, catalog: Catalog, *, functions: Sequence[SqlFunction] = ()) -> Frame:
+        """Run SQL in which ``schema.table`` names are lakehouse tables at their latest version.
+
+        ``functions`` become callable in the query (see :class:`SqlFunction`).
+        """
         ...
 
     def latest_per_key(
@@ -198,6 +237,29 @@ class Engine(Protocol):
         :class:`PointInTimeLookup` for which row matches. Raises ``SchemaMismatch`` for a
         missing column or key types that cannot be compared, ``InvalidArgument`` for a time
         column that is not a date or timestamp or an output name used twice.
+        """
+        ...
+
+    def map_batches(self, data: Frame, fn: BatchFn, schema: pa.Schema) -> Frame:
+        """``fn`` applied to every Arrow batch of ``data``: a frame of ``schema``, lazily.
+
+        ``data`` is a frame, or a :class:`TableRef` to stream at its latest version. Batches
+        stream: the local engine never holds the whole input (it reads ahead and
+        computes on a bounded queue, in order) and returns a ``RecordBatchReader`` that can be
+        read once; Spark runs ``fn`` on the executors (``mapInArrow``). ``fn``'s batches are
+        cast to ``schema`` (same column names, in order); a batch that cannot be raises
+        ``SchemaMismatch`` when the result is read.
+        """
+        ...
+
+    def profile(self, data: Frame | TableRef, spec: ProfileSpec) -> pa.Table:
+        """Aggregate statistics of ``data`` (a frame, or a table scanned in place).
+
+        Counts, nulls, min/max/mean/std and counts below fixed edges for numeric columns,
+        the top-k categories and the rest for categorical ones, per ``spec.group_by`` value:
+        a small table of :data:`~lakeloom.engines.profile_spec.PROFILE_SCHEMA`, sorted, the
+        same on every engine. Computed by the engine's aggregates: the rows are never
+        collected. Unknown columns raise ``SchemaMismatch``.
         """
         ...
 

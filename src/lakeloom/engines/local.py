@@ -21,7 +21,15 @@ from deltalake import ColumnProperties, DeltaTable, WriterProperties, write_delt
 from deltalake.exceptions import CommitFailedError, DeltaError, SchemaMismatchError
 
 from lakeloom.engines.arrow_input import conform, to_arrow_input
-from lakeloom.engines.base import Catalog, Frame, SchemaMode, TableRef, WriteMode
+from lakeloom.engines.base import (
+    BatchFn,
+    Catalog,
+    Frame,
+    SchemaMode,
+    SqlFunction,
+    TableRef,
+    WriteMode,
+)
 from lakeloom.engines.delta_log import (
     arrow_filesystem,
     arrow_schema,
@@ -32,10 +40,13 @@ from lakeloom.engines.delta_log import (
     table_exists,
     with_commit_retries,
 )
+from lakeloom.engines.merge_checks import check_key_values, check_keys_in, merge_keys
+from lakeloom.engines.profile_spec import ProfileSpec
 from lakeloom.errors import (
     ConcurrentWriteConflict,
     InvalidArgument,
     InvalidTableName,
+    LakeloomError,
     SchemaMismatch,
     TableNotFound,
 )
@@ -282,11 +293,16 @@ class LocalEngine:
             con.execute(f"set threads={int(self._threads)}")
         return con
 
-    def sql(self, query: str, catalog: Catalog) -> pa.Table:
+    def sql(
+        self, query: str, catalog: Catalog, *, functions: Sequence[SqlFunction] = ()
+    ) -> pa.Table:
         """Run ``query`` in DuckDB with ``schema.table`` names bound to lakehouse tables.
 
         One statement only; every table it names must be a lakehouse table (``schema.table``).
+        ``functions`` are callable in it (:mod:`lakeloom.engines.sql_functions`).
         """
+        from lakeloom.engines import sql_functions
+
         if not query or not query.strip():
             raise InvalidArgument("the SQL query is empty")
         try:
@@ -297,19 +313,19 @@ class LocalEngine:
             raise InvalidArgument(
                 f"the SQL text holds {len(statements)} statements; run one query at a time"
             )
+        query, calls = sql_functions.rewrite_calls(query, functions, sql_functions.duckdb_row)
+        errors = sql_functions.FunctionErrors()
         con = self._connect()
         try:
+            sql_functions.register_duckdb(con, calls, errors)
             for name in self._referenced_tables(query, catalog):
                 self._bind(con, catalog.resolve(name))
             try:
                 result = con.sql(query)
+                return pa.table({}) if result is None else result.to_arrow_table()
             except duckdb.Error as exc:
-                raise InvalidArgument(f"SQL failed: {_first_line(exc)}") from None
-            if result is None:
-                return pa.table({})
-            try:
-                return result.to_arrow_table()
-            except duckdb.Error as exc:
+                if isinstance(errors.error, LakeloomError):
+                    raise errors.error from None
                 raise InvalidArgument(f"SQL failed: {_first_line(exc)}") from None
         finally:
             con.close()
@@ -431,39 +447,17 @@ class LocalEngine:
 
     def merge(self, table: TableRef, data: Frame, *, keys: Sequence[str]) -> int:
         """Upsert on ``keys``: matching rows are updated, the others inserted."""
-        keys = list(keys)
-        if not keys:
-            raise InvalidArgument("merge needs at least one key column")
+        keys = merge_keys(keys)
         arrow = self.to_arrow(to_arrow_input(data))
-        missing = [k for k in keys if k not in arrow.column_names]
-        if missing:
-            raise SchemaMismatch(
-                f"merge key(s) {', '.join(map(repr, missing))} not in the data; its columns: "
-                f"{', '.join(arrow.column_names)}"
-            )
-        for k in keys:
-            if arrow.column(k).null_count:
-                raise InvalidArgument(
-                    f"merge key {k!r} has {arrow.column(k).null_count} null value(s); "
-                    "keys must not be null"
-                )
-        if arrow.num_rows:
-            distinct = arrow.group_by(keys).aggregate([]).num_rows
-            if distinct != arrow.num_rows:
-                raise InvalidArgument(
-                    f"the data has {arrow.num_rows - distinct} row(s) with a repeated key "
-                    f"({', '.join(keys)}); deduplicate before merging into {table.name}"
-                )
+        check_keys_in(keys, arrow.column_names)
+        nulls = {k: arrow.column(k).null_count for k in keys}
+        distinct = arrow.group_by(keys).aggregate([]).num_rows if arrow.num_rows else 0
+        check_key_values(table.name, keys, nulls, arrow.num_rows - distinct)
         if not table_exists(table):
             return self.write(table, arrow, mode="append")
         opts = dict(table.storage_options) or None
         existing = arrow_schema(DeltaTable(table.uri, storage_options=opts))
-        absent = [k for k in keys if k not in existing.names]
-        if absent:
-            raise SchemaMismatch(
-                f"merge key(s) {', '.join(map(repr, absent))} not in table {table.name}; "
-                f"its columns: {', '.join(existing.names)}"
-            )
+        check_keys_in(keys, existing.names, table=table.name)
         source = conform(arrow, existing, table.name)
         predicate = " AND ".join(f"t.{quote_ident(k)} = s.{quote_ident(k)}" for k in keys)
 
@@ -504,6 +498,24 @@ class LocalEngine:
         from lakeloom.engines import local_pit
 
         return local_pit.point_in_time_join(self, spine, lookups)
+
+    # -- batch mapping (lakeloom.engines.local_batches) ---------------------------------
+    def map_batches(self, data: Frame, fn: BatchFn, schema: pa.Schema) -> pa.RecordBatchReader:
+        """``fn`` over ``data``'s batches, streamed (see :meth:`Engine.map_batches`)."""
+        from lakeloom.engines import local_batches
+
+        if isinstance(data, TableRef):
+            batch_rows = local_batches.BATCH_ROWS
+            scan = self._dataset(open_delta(data), data).scanner(batch_size=batch_rows)
+            data = scan.to_reader()
+        return local_batches.map_batches(data, fn, schema)
+
+    # -- profiles (lakeloom.engines.local_profile) --------------------------------------
+    def profile(self, data: Frame | TableRef, spec: ProfileSpec) -> pa.Table:
+        """DuckDB aggregates of ``data`` (see :meth:`Engine.profile`)."""
+        from lakeloom.engines import local_profile
+
+        return local_profile.profile(self, data, spec)
 
     # -- conversion --------------------------------------------------------------------
     def from_input(self, data: Any) -> pa.Table | pa.RecordBatchReader:

@@ -24,7 +24,7 @@ from deltalake.exceptions import CommitFailedError
 
 from lakeloom.engines import spark_session
 from lakeloom.engines.arrow_input import conform, to_arrow_input
-from lakeloom.engines.base import Catalog, SchemaMode, TableRef, WriteMode
+from lakeloom.engines.base import BatchFn, Catalog, SchemaMode, SqlFunction, TableRef, WriteMode
 from lakeloom.engines.delta_log import (
     arrow_schema,
     check_readable,
@@ -32,6 +32,8 @@ from lakeloom.engines.delta_log import (
     table_exists,
     with_commit_retries,
 )
+from lakeloom.engines.merge_checks import check_key_values, check_keys_in, merge_keys
+from lakeloom.engines.profile_spec import ProfileSpec
 from lakeloom.engines.spark_delta import (
     check_partitioning,
     commit_files,
@@ -162,19 +164,26 @@ class SparkEngine:
             df = df.select(*[_quote(c) for c in columns])
         return df
 
-    def sql(self, query: str, catalog: Catalog) -> DataFrame:
+    def sql(
+        self, query: str, catalog: Catalog, *, functions: Sequence[SqlFunction] = ()
+    ) -> DataFrame:
         """Run Spark SQL with ``schema.table`` names bound to lakehouse tables (latest version).
 
         Names are found by :func:`lakeloom.engines.spark_sql.bind_table_names`; a two-part
         name that is not a lakehouse table is left to Spark and, when Spark cannot resolve it
-        either, raises :class:`TableNotFound`.
+        either, raises :class:`TableNotFound`. ``functions`` are callable in it, as pandas
+        UDFs (:mod:`lakeloom.engines.sql_functions`).
         """
+        from lakeloom.engines import sql_functions
+
         if not query or not query.strip():
             raise InvalidArgument("the SQL query is empty")
+        query, calls = sql_functions.rewrite_calls(query, functions, sql_functions.spark_row)
         known = catalog.table_names()
         bound = bind_table_names(query, known)
         frames = {key: self.read(catalog.resolve(name)) for key, name in bound.tables.items()}
         spark = self.spark
+        sql_functions.register_spark(spark, calls)
         try:
             df = spark.sql(bound.text, None, **frames) if frames else spark.sql(query)
             df.schema  # noqa: B018 - analyse now (Spark Connect analyses lazily)
@@ -285,16 +294,9 @@ class SparkEngine:
         """
         from pyspark.sql import functions as F
 
-        keys = list(keys)
-        if not keys:
-            raise InvalidArgument("merge needs at least one key column")
+        keys = merge_keys(keys)
         df = self.from_input(data)
-        missing = [k for k in keys if k not in df.columns]
-        if missing:
-            raise SchemaMismatch(
-                f"merge key(s) {', '.join(map(repr, missing))} not in the data; its columns: "
-                f"{', '.join(df.columns)}"
-            )
+        check_keys_in(keys, df.columns)
         stats = df.select(
             F.count(F.lit(1)).alias("rows"),
             *[
@@ -303,12 +305,6 @@ class SparkEngine:
             ],
         ).first()
         counts = stats.asDict() if stats is not None else {}
-        for i, k in enumerate(keys):
-            count = int(counts.get(f"k{i}") or 0)
-            if count:
-                raise InvalidArgument(
-                    f"merge key {k!r} has {count} null value(s); keys must not be null"
-                )
         repeated = (
             df.groupBy(*[_quote(k) for k in keys])
             .count()
@@ -317,21 +313,13 @@ class SparkEngine:
             .first()
         )
         extra = int((repeated["n"] if repeated is not None else 0) or 0)
-        if extra:
-            raise InvalidArgument(
-                f"the data has {extra} row(s) with a repeated key "
-                f"({', '.join(keys)}); deduplicate before merging into {table.name}"
-            )
+        nulls = {k: int(counts.get(f"k{i}") or 0) for i, k in enumerate(keys)}
+        check_key_values(table.name, keys, nulls, extra)
         if not table_exists(table):
             return self.write(table, df, mode="append")
         opts = dict(table.storage_options) or None
         existing = arrow_schema(DeltaTable(table.uri, storage_options=opts))
-        absent = [k for k in keys if k not in existing.names]
-        if absent:
-            raise SchemaMismatch(
-                f"merge key(s) {', '.join(map(repr, absent))} not in table {table.name}; "
-                f"its columns: {', '.join(existing.names)}"
-            )
+        check_keys_in(keys, existing.names, table=table.name)
         source, _ = conform_frame(df, existing, table.name, allow_new_columns=False)
         if not counts.get("rows"):
             return DeltaTable(table.uri, storage_options=opts).version()  # nothing to merge
@@ -400,6 +388,21 @@ class SparkEngine:
         from lakeloom.engines import spark_pit
 
         return spark_pit.point_in_time_join(self, spine, lookups)
+
+    # -- batch mapping (lakeloom.engines.spark_batches) ---------------------------------
+    def map_batches(self, data: Any, fn: BatchFn, schema: pa.Schema) -> DataFrame:
+        """``fn`` over ``data``'s batches on the executors (see :meth:`Engine.map_batches`)."""
+        from lakeloom.engines import spark_batches
+
+        frame = self.read(data) if isinstance(data, TableRef) else self.from_input(data)
+        return spark_batches.map_batches(frame, fn, schema)
+
+    # -- profiles (lakeloom.engines.spark_profile) --------------------------------------
+    def profile(self, data: Any, spec: ProfileSpec) -> pa.Table:
+        """Spark SQL aggregates of ``data`` (see :meth:`Engine.profile`)."""
+        from lakeloom.engines import spark_profile
+
+        return spark_profile.profile(self, data, spec)
 
     # -- conversion --------------------------------------------------------------------
     def from_input(self, data: Any) -> DataFrame:

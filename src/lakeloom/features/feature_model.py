@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import importlib.metadata
 import json
+import logging
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -417,7 +418,11 @@ def log_model(
         spec_path = Path(tmp) / FEATURE_SPEC_FILE
         spec_path.write_text(json.dumps(spec.to_dict(), indent=2), encoding="utf-8")
         try:
-            with using_tracking(tracking), _run(tracking, run_id, experiment, name) as used:
+            with (
+                using_tracking(tracking),
+                _run(tracking, run_id, experiment, name) as used,
+                _no_signature_warning(),
+            ):
                 info = mlflow.pyfunc.log_model(
                     name=name,
                     python_model=str(Path(__file__).with_name("model_code.py")),
@@ -437,6 +442,27 @@ def log_model(
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise TrackingError(f"cannot log the feature-aware model {name!r}: {first}") from exc
     return info
+
+
+class _DropSignatureHint(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Failed to infer model signature")
+
+
+@contextmanager
+def _no_signature_warning() -> Iterator[None]:
+    """Silence MLflow's warning that it cannot infer a signature from ``predict``'s type hints.
+
+    A feature-aware model takes keys and, optionally, any of its features: its inputs are
+    described by the feature spec logged with it, not by an MLflow signature.
+    """
+    logger = logging.getLogger("mlflow.pyfunc")
+    hint = _DropSignatureHint()
+    logger.addFilter(hint)
+    try:
+        yield
+    finally:
+        logger.removeFilter(hint)
 
 
 @contextmanager

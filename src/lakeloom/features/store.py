@@ -90,6 +90,11 @@ class FeatureStore:
     def __init__(self, ctx: FeatureContext) -> None:
         self._ctx = ctx
         self._tables = FeatureTables(ctx.tables, ctx.engine)
+        #: Names a caller used -> the feature table's name, checked once (the online hot path
+        #: must not read Delta metadata per call); refreshed by publish_table and drop_table.
+        self._online_names: dict[str, str] = {}
+        #: Model URIs a caller used -> the lookups of their feature spec (loaded once).
+        self._online_models: dict[str, list[Any]] = {}
 
     # -- feature tables ----------------------------------------------------------------
     def create_table(
@@ -180,6 +185,7 @@ class FeatureStore:
     def drop_table(self, name: str) -> None:
         """Delete the feature table and all its versions."""
         self._tables.drop(name)
+        self._online_names.clear()
 
     def _models_using(self, name: str) -> list[str]:
         from lakeloom.features.feature_model import TABLES_TAG
@@ -356,6 +362,7 @@ class FeatureStore:
         from lakeloom.features.online import publish
 
         table = self._tables.get(name)
+        self._online_names.clear()
         return publish(
             self.online_store,
             self._ctx.engine,
@@ -368,10 +375,88 @@ class FeatureStore:
             ttl=ttl,
         )
 
+    def _model_online_features(
+        self, uri: str, keys: Iterable[Any], features: Sequence[str] | None
+    ) -> list[dict[str, Any] | None]:
+        lookups = self._online_models.get(uri)
+        if lookups is None:
+            from lakeloom.features.feature_model import is_feature_aware
+            from lakeloom.features.scoring import load_scoring_model
+
+            aware = is_feature_aware(load_scoring_model(self._ctx.tracking, uri))
+            if aware is None or aware.spec is None:
+                raise InvalidArgument(
+                    f"model {uri} is not feature-aware (logged with fs.log_model): it has no "
+                    "feature lookups; pass a feature table's name instead"
+                )
+            lookups = aware.spec.lookups
+            self._online_models[uri] = lookups
+        key_columns = list(dict.fromkeys(k for lk in lookups for k in lk.lookup.lookup_keys))
+        rows: list[dict[str, Any]] = []
+        for key in keys:
+            if isinstance(key, Mapping):
+                row = {k: key[k] for k in key_columns if k in key}
+            else:
+                values = key if isinstance(key, tuple) else (key,)
+                if len(values) != len(key_columns):
+                    raise InvalidArgument(
+                        f"model {uri} looks features up by {', '.join(key_columns)}: pass "
+                        f"{len(key_columns)} value(s) per key, or a mapping of those columns"
+                    )
+                row = dict(zip(key_columns, values, strict=True))
+            missing = [k for k in key_columns if k not in row]
+            if missing:
+                raise InvalidArgument(
+                    f"key {key!r} lacks column(s) {', '.join(missing)} that model {uri} "
+                    "looks its features up by"
+                )
+            rows.append(row)
+        found = [False] * len(rows)
+        for lk in lookups:
+            wanted = [
+                (f, o)
+                for f, o in zip(lk.features, lk.outputs, strict=True)
+                if features is None or o in features
+            ]
+            if not wanted:
+                continue
+            table_keys = [tuple(r[k] for k in lk.lookup.lookup_keys) for r in rows]
+            got = self.online_store.get(
+                lk.table,
+                [k[0] if len(k) == 1 else k for k in table_keys],
+                [f for f, _ in wanted],
+            )
+            for i, (row, hit) in enumerate(zip(rows, got, strict=True)):
+                found[i] = found[i] or hit is not None
+                for feature, output in wanted:
+                    default = lk.default_values.get(output, lk.default_values.get(feature))
+                    row[output] = default if hit is None else hit.get(feature)
+        return [row if hit else None for row, hit in zip(rows, found, strict=True)]
+
     def get_online_features(
         self, name: str, keys: Iterable[Any], features: Sequence[str] | None = None
     ) -> list[dict[str, Any] | None]:
-        """The online features of each key (None: never published, or expired)."""
-        from lakeloom.features.online import lookup
+        """The online features of each key, in order (None: a key never published, or older
+        than the table's TTL).
 
-        return lookup(self.online_store, self._tables.get(name).name, list(keys), features)
+        ``name`` is a feature table, or the URI of a feature-aware model
+        (``models:/churn_by_key/1``): then each result holds the model's key columns and every
+        feature it looks up, under the names it was trained with (``rename_outputs``), with
+        the lookups' ``default_values`` for keys a table has not published (None: no table
+        knew the key).
+
+        Each result holds the key columns, then ``features`` (default: all published ones).
+        Keys are scalars for a one-column key, tuples in key order, or mappings. The first
+        call for a name checks that it is a feature table; later calls go straight to the
+        online store (one primary-key query, or one ``MGET`` on Redis).
+
+        >>> ws.features.get_online_features("features.customer", [42, 7], ["age"])  # doctest: +SKIP
+        [{'customer_id': 42, 'age': 31}, None]
+        """
+        if name.startswith(("models:/", "runs:/")):
+            return self._model_online_features(name, keys, features)
+        target = self._online_names.get(name)
+        if target is None:
+            target = self._tables.get(name).name  # FeatureTableNotFound names close matches
+            self._online_names[name] = target
+        return self.online_store.get(target, keys, features)  # type: ignore[no-any-return]

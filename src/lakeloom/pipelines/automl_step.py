@@ -30,6 +30,10 @@ class AutoMLParams:
     alias: str | None = None
     #: With ``alias``: the table the gate scores the candidate and the alias' holder on.
     holdout: str | None = None
+    #: With ``alias``: how much better than the alias' holder the winner must score.
+    min_improvement: float = 0.0
+    #: Columns of ``table`` not to learn from (identifiers, label dates).
+    exclude: list[str] | None = None
 
     def __post_init__(self) -> None:
         parse_duration(self.time_limit)
@@ -37,6 +41,8 @@ class AutoMLParams:
             raise ValueError("key 'alias' needs key 'register' (the model name)")
         if self.alias and not self.holdout:
             raise ValueError("key 'alias' needs key 'holdout' (the gate scores models on it)")
+        if self.min_improvement < 0:
+            raise ValueError("key 'min_improvement' must not be negative")
         if self.trials is not None and self.trials < 2:
             raise ValueError("key 'trials' must be at least 2")
 
@@ -61,6 +67,8 @@ def automl_step(ctx: StepContext, params: AutoMLParams) -> str | None:
         register_as=params.register,
         alias=params.alias,
         holdout=params.holdout,
+        min_improvement=params.min_improvement,
+        exclude=params.exclude,
     )
     if params.holdout:
         ctx.used(params.holdout)

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
 
 from lakeloom.errors import TrackingError
 from lakeloom.lakehouse.storage import Storage
@@ -25,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = [
     "TrackingConfig",
     "activate",
+    "check_server",
     "client",
     "ensure_experiment",
     "tracking_config",
@@ -144,10 +148,71 @@ def user_environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def client(config: TrackingConfig) -> MlflowClient:
-    """An ``MlflowClient`` bound to ``config`` (lakeloom's own calls never use globals)."""
+    """An ``MlflowClient`` bound to ``config`` (lakeloom's own calls never use globals).
+
+    Raises :class:`TrackingError` at once when a tracking server (``http(s)://``) does not
+    answer, rather than after MLflow's minutes of retries.
+    """
     from mlflow import MlflowClient
 
+    for uri in dict.fromkeys((config.tracking_uri, config.registry_uri)):
+        check_server(uri)
     return MlflowClient(tracking_uri=config.tracking_uri, registry_uri=config.registry_uri)
+
+
+#: How long a tracking server may take to accept a connection, and then to answer.
+SERVER_TIMEOUT = (3.0, 10.0)
+#: A server that answered is not asked again for this many seconds.
+_ANSWER_KEPT_S = 30.0
+_answered: dict[str, float] = {}
+
+
+def check_server(uri: str) -> None:
+    """Raise :class:`TrackingError` unless the tracking server at ``uri`` answers.
+
+    Any HTTP answer counts (even 401 or 404: MLflow then says what is wrong); only no
+    connection, a refused one or a timeout fail. Other URIs (``sqlite:``, ``databricks``...)
+    are not checked. Proxies set in the environment are used, as MLflow uses them.
+    """
+    if not uri.startswith(("http://", "https://")):
+        return
+    answered = _answered.get(uri)
+    if answered is not None and time.monotonic() - answered < _ANSWER_KEPT_S:
+        return
+    import requests
+
+    try:
+        with requests.get(uri, timeout=SERVER_TIMEOUT, stream=True, allow_redirects=False):
+            pass
+    except requests.exceptions.SSLError:
+        pass  # something answers; MLflow reports the TLS problem with its own settings
+    except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+        raise TrackingError(
+            f"tracking server {_shown(uri)} does not answer: {_reason(exc)}; start it, or point "
+            "tracking_uri in lakeloom.toml (or LAKELOOM_TRACKING_URI) at a running server"
+        ) from None
+    _answered[uri] = time.monotonic()
+
+
+def _shown(uri: str) -> str:
+    """``uri`` without a password it may carry."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _reason(exc: Exception) -> str:
+    import requests
+
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return f"no connection within {SERVER_TIMEOUT[0]:g}s"
+    if isinstance(exc, requests.exceptions.Timeout):
+        return f"connected, but no answer within {SERVER_TIMEOUT[1]:g}s"
+    found = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", str(exc))
+    return found.group(1).strip().lower() if found else "no connection"
 
 
 def ensure_experiment(config: TrackingConfig, name: str) -> str:

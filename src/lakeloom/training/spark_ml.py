@@ -29,13 +29,21 @@ from typing import TYPE_CHECKING, Any, cast
 
 import pandas as pd
 
-from lakeloom.errors import InvalidArgument, LakeloomError, SchemaMismatch, TrainingError
+from lakeloom.errors import InvalidArgument, SchemaMismatch
 from lakeloom.models.data import Lineage
 from lakeloom.models.labels import MAX_CLASSES, Task, infer_task, is_classification
 from lakeloom.models.metric_names import check_metric, default_metric
 from lakeloom.models.preprocessing import FeaturePlan, normalise_features
-from lakeloom.tracking.runs import PARENT_TAG, TAG_KIND, TAG_METRIC, TAG_MODEL
 from lakeloom.tracking.store import client, ensure_experiment
+from lakeloom.training.run_logging import (
+    log_params,
+    metric_entities,
+    model_run,
+    parent_run,
+    record_best,
+    run_params,
+    run_tags,
+)
 from lakeloom.training.spark_ml_grid import (
     make_spark_estimator,
     parse_spark_models,
@@ -51,14 +59,8 @@ from lakeloom.training.spark_ml_plan import (
     spark_evaluator,
     spark_metrics,
 )
-from lakeloom.training.spark_ml_tracking import (
-    create_run,
-    log_params,
-    log_spark_model,
-    metric_entities,
-    save_spark_model,
-    terminal_status,
-)
+from lakeloom.training.spark_ml_tracking import log_spark_model, save_spark_model
+from lakeloom.training.split_checks import check_classes_repeat, check_test_size
 from lakeloom.training.train import (
     DEFAULT_MODELS,
     ModelRun,
@@ -99,11 +101,6 @@ class _Prepared:
     features_seconds: float
     #: The raw test rows (for the input example).
     test_rows: DataFrame
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _read_input(ctx: TrainingContext, data: Any, version: int | None) -> _Input:
@@ -169,10 +166,7 @@ def _prepare(
     from pyspark.ml.feature import StringIndexer
     from pyspark.sql import functions as F
 
-    if isinstance(test_size, bool) or not isinstance(test_size, int | float):
-        raise InvalidArgument(f"test_size must be a fraction like 0.2, got {test_size!r}")
-    if not 0 < float(test_size) < 1:
-        raise InvalidArgument(f"test_size must be between 0 and 1 (exclusive), got {test_size}")
+    check_test_size(test_size)
     source = f"table {data.lineage.name}" if data.lineage.version is not None else data.lineage.name
     if data.lineage.rows == 0:
         raise InvalidArgument(f"{source} has no rows: nothing to train on")
@@ -192,12 +186,7 @@ def _prepare(
         metric or default_metric(chosen), available_metrics(chosen), f"for a {chosen} task"
     )
     if is_classification(chosen):
-        rare = [v for v, n in counts.items() if n < 2]
-        if rare:
-            raise InvalidArgument(
-                f"class {rare[0]!r} of label {label!r} has a single row; the split needs at "
-                "least two rows per class"
-            )
+        check_classes_repeat(counts, label)
     labelled = data.df.where(F.col(f"`{label}`").isNotNull())
     labels: list[str] = []
     if is_classification(chosen):
@@ -338,38 +327,33 @@ def _track(
 ) -> TrainingResult:
     experiment_id = ensure_experiment(ctx.tracking, experiment)
     c = client(ctx.tracking)
-    tags = {
-        **lineage.tags(),
-        "lakeloom.label": label,
-        "lakeloom.task": prepared.task,
-        "lakeloom.engine": "spark",
-        TAG_METRIC: prepared.metric,
-    }
-    _, n_train, n_test = prepared.rows
+    tags = run_tags(
+        lineage, label=label, task=prepared.task, metric=prepared.metric, engine="spark"
+    )
+    labelled, n_train, n_test = prepared.rows
     common: dict[str, Any] = {
-        "label": label,
-        "task": prepared.task,
+        **run_params(
+            lineage,
+            label=label,
+            task=prepared.task,
+            labelled_rows=labelled,
+            test_size=test_size,
+            seed=seed,
+            split_rows=(n_train, n_test),
+            features=prepared.plan.features,
+        ),
         "engine": "spark",
-        "data.table": lineage.name,
-        "data.version": lineage.version,
-        "data.rows": lineage.rows,
-        "data.rows_without_label": lineage.rows - prepared.rows[0],
-        "split.test_size": test_size,
-        "split.seed": seed,
-        "split.train_rows": n_train,
-        "split.test_rows": n_test,
-        "features": ",".join(prepared.plan.features),
         "tuning": f"CrossValidator({cv} folds)" if cv >= 2 else "TrainValidationSplit(0.75)",
     }
-    parent = create_run(
+    with parent_run(
         c,
         experiment_id,
         run_name or f"train {label} (spark)",
-        {**tags, TAG_KIND: "train", "lakeloom.models": ",".join(prepared.models)},
-    )
-    with terminal_status(c, parent):
-        log_params(c, parent, {**common, "models": ",".join(prepared.models)})
-        c.log_text(parent, json.dumps(prepared.plan.to_dict(), indent=2), "features.json")
+        tags=tags,
+        params=common,
+        models=prepared.models,
+        plan=prepared.plan,
+    ) as parent:
         runs = [
             _train_one(
                 ctx,
@@ -400,10 +384,7 @@ def _track(
             features=prepared.plan,
             runs=tuple(runs),
         )
-        best = result.best()
-        c.log_metric(parent, f"best_{prepared.metric}", best.metrics[prepared.metric])
-        c.set_tag(parent, "lakeloom.best_run_id", best.run_id)
-        c.set_tag(parent, "lakeloom.best_model", best.model)
+        record_best(c, parent, prepared.metric, result.best())
     return result
 
 
@@ -467,70 +448,56 @@ def _train_one(
     parallelism: int | None,
     save_to: str | None,
 ) -> ModelRun:
-    run_id = create_run(
-        c,
-        experiment_id,
-        name,
-        {**tags, PARENT_TAG: parent, TAG_KIND: "train-model", TAG_MODEL: name},
-    )
-    try:
-        with terminal_status(c, run_id):
-            tuner, evaluator, points = _tuner(
-                prepared, name, cv=cv, seed=seed, parallelism=parallelism
-            )
-            grid_params = {
-                f"grid.{k}": json.dumps(v) for k, v in prepared.grids[name].items() if len(v) > 1
-            }
-            log_params(
-                c,
-                run_id,
-                {**common, "model": name, "grid.points": len(points), **grid_params},
-            )
-            started = time.perf_counter()
-            tuned = tuner.fit(prepared.train)
-            seconds = time.perf_counter() - started + prepared.features_seconds
-            scores = [float(s) for s in (tuned.avgMetrics if cv >= 2 else tuned.validationMetrics)]
-            larger = bool(evaluator.isLargerBetter())
-            best_i = max(range(len(scores)), key=lambda i: scores[i] if larger else -scores[i])
-            best_point = points[best_i]
-            fitted = tuned.bestModel
-            metrics = spark_metrics(fitted.transform(prepared.test), prepared.task)
-            metrics["training_time_seconds"] = seconds
-            metrics[f"cv_{prepared.metric}"] = scores[best_i]
-            hyper = _estimator_params(fitted)
-            model = _full_model(prepared, fitted)
-            log_params(
-                c,
-                run_id,
-                {
-                    **{f"best.{k}": v for k, v in best_point.items()},
-                    **{k: v for k, v in hyper.items() if k not in best_point},
-                },
-            )
-            c.log_batch(run_id, metrics=metric_entities(metrics))
-            if prepared.labels:
-                c.set_tag(run_id, "lakeloom.classes", json.dumps(prepared.labels))
-            saved = None
-            if save_to:
-                saved = save_spark_model(model, save_to, experiment, name, run_id)
-                c.set_tag(run_id, "lakeloom.spark_model_path", saved)
-            model_uri = log_spark_model(
-                ctx.tracking,
-                run_id,
-                model,
-                _example(prepared),
-                spark=prepared.test.sparkSession,
-                name=name,
-                saved=saved,
-            )
-            c.set_tag(run_id, "lakeloom.model_uri", model_uri)
-    except LakeloomError:
-        raise
-    except Exception as exc:
-        raise TrainingError(
-            f"training {name} on Spark failed: {_first_line(exc)}; its run {run_id} is "
-            "marked FAILED"
-        ) from exc
+    with model_run(
+        c, experiment_id, parent=parent, name=name, tags=tags, where=" on Spark"
+    ) as run_id:
+        tuner, evaluator, points = _tuner(prepared, name, cv=cv, seed=seed, parallelism=parallelism)
+        grid_params = {
+            f"grid.{k}": json.dumps(v) for k, v in prepared.grids[name].items() if len(v) > 1
+        }
+        log_params(
+            c,
+            run_id,
+            {**common, "model": name, "grid.points": len(points), **grid_params},
+        )
+        started = time.perf_counter()
+        tuned = tuner.fit(prepared.train)
+        seconds = time.perf_counter() - started + prepared.features_seconds
+        scores = [float(s) for s in (tuned.avgMetrics if cv >= 2 else tuned.validationMetrics)]
+        larger = bool(evaluator.isLargerBetter())
+        best_i = max(range(len(scores)), key=lambda i: scores[i] if larger else -scores[i])
+        best_point = points[best_i]
+        fitted = tuned.bestModel
+        metrics = spark_metrics(fitted.transform(prepared.test), prepared.task)
+        metrics["training_time_seconds"] = seconds
+        metrics[f"cv_{prepared.metric}"] = scores[best_i]
+        hyper = _estimator_params(fitted)
+        model = _full_model(prepared, fitted)
+        log_params(
+            c,
+            run_id,
+            {
+                **{f"best.{k}": v for k, v in best_point.items()},
+                **{k: v for k, v in hyper.items() if k not in best_point},
+            },
+        )
+        c.log_batch(run_id, metrics=metric_entities(metrics))
+        if prepared.labels:
+            c.set_tag(run_id, "lakeloom.classes", json.dumps(prepared.labels))
+        saved = None
+        if save_to:
+            saved = save_spark_model(model, save_to, experiment, name, run_id)
+            c.set_tag(run_id, "lakeloom.spark_model_path", saved)
+        model_uri = log_spark_model(
+            ctx.tracking,
+            run_id,
+            model,
+            _example(prepared),
+            spark=prepared.test.sparkSession,
+            name=name,
+            saved=saved,
+        )
+        c.set_tag(run_id, "lakeloom.model_uri", model_uri)
     return ModelRun(
         model=name,
         run_id=run_id,

@@ -1,4 +1,4 @@
-"""MLflow tracking of Spark ML training: runs, parameters, metrics, and the logged model.
+"""The Spark ML model of a training run: saved by Spark, logged as an ``mlflow.spark`` model.
 
 The model is logged as an ``mlflow.spark`` model (a ``sparkml`` folder, an ``MLmodel`` with
 the spark and pyfunc flavors, a signature and an input example) built from the folder Spark
@@ -9,11 +9,8 @@ client, which a Spark Connect client does not have; reading Spark's own save wor
 from __future__ import annotations
 
 import importlib.metadata
-import math
 import shutil
 import tempfile
-import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,26 +19,14 @@ import pandas as pd
 from lakeloom.errors import LakeloomError, TrackingError
 from lakeloom.tracking.runs import using_tracking
 from lakeloom.tracking.store import TrackingConfig
+from lakeloom.training.run_logging import first_line
 
 if TYPE_CHECKING:
-    from mlflow import MlflowClient
+    pass
 
-__all__ = [
-    "create_run",
-    "log_params",
-    "log_spark_model",
-    "metric_entities",
-    "save_spark_model",
-    "terminal_status",
-]
+__all__ = ["log_spark_model", "save_spark_model"]
 
 MODEL_ARTIFACT = "model"
-_PARAM_MAX = 6000
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _slug(text: str) -> str:
@@ -158,66 +143,9 @@ def log_spark_model(
         raise
     except Exception as exc:
         raise TrackingError(
-            f"cannot log the Spark {name} model to MLflow: {_first_line(exc)}"
+            f"cannot log the Spark {name} model to MLflow: {first_line(exc)}"
         ) from exc
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
     return str(info.model_uri)
-
-
-# -- runs ----------------------------------------------------------------------------------
-def create_run(c: MlflowClient, experiment_id: str, name: str, tags: dict[str, str]) -> str:
-    try:
-        return str(c.create_run(experiment_id, run_name=name, tags=tags).info.run_id)
-    except Exception as exc:
-        raise TrackingError(f"cannot create an MLflow run: {_first_line(exc)}") from None
-
-
-class terminal_status:
-    """Mark a run FINISHED on success, FAILED on an error, KILLED on Ctrl-C."""
-
-    def __init__(self, c: MlflowClient, run_id: str) -> None:
-        self._client = c
-        self._run_id = run_id
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is None:
-            status = "FINISHED"
-        elif issubclass(exc_type, KeyboardInterrupt):
-            status = "KILLED"
-        else:
-            status = "FAILED"
-            if exc is not None:
-                try:
-                    self._client.set_tag(self._run_id, "lakeloom.error", _first_line(exc)[:5000])
-                except Exception:
-                    pass
-        try:
-            self._client.set_terminated(self._run_id, status=status)
-        except Exception:
-            if exc_type is None:
-                raise
-
-
-def _param_value(value: Any) -> str:
-    text = repr(float(value)) if isinstance(value, float) and value.is_integer() else str(value)
-    return text if len(text) <= _PARAM_MAX else text[: _PARAM_MAX - 3] + "..."
-
-
-def log_params(c: MlflowClient, run_id: str, params: Mapping[str, Any]) -> None:
-    from mlflow.entities import Param
-
-    items = [Param(str(k), _param_value(v)) for k, v in params.items()]
-    for start in range(0, len(items), 100):
-        c.log_batch(run_id, params=items[start : start + 100])
-
-
-def metric_entities(metrics: Mapping[str, float]) -> list[Any]:
-    from mlflow.entities import Metric
-
-    now = int(time.time() * 1000)
-    return [Metric(k, float(v), now, 0) for k, v in metrics.items() if math.isfinite(v)]

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from lakeloom.engines.base import Engine
-from lakeloom.errors import InvalidArgument, LakeloomError, TrackingError, TrainingError
+from lakeloom.errors import InvalidArgument, LakeloomError, TrackingError
 from lakeloom.lakehouse.tables import Tables
 from lakeloom.models.data import FrameData, Lineage, TrainingData
 from lakeloom.models.estimators import LabelEncodedClassifier
@@ -47,9 +47,19 @@ from lakeloom.models.preprocessing import (
     plan_features,
 )
 from lakeloom.models.trust import required_trusted_types
-from lakeloom.tracking.runs import PARENT_TAG, TAG_KIND, TAG_METRIC, TAG_MODEL, using_tracking
+from lakeloom.tracking.runs import using_tracking
 from lakeloom.tracking.store import TrackingConfig, client, ensure_experiment
+from lakeloom.training.run_logging import (
+    log_params,
+    metric_entities,
+    model_run,
+    parent_run,
+    record_best,
+    run_params,
+    run_tags,
+)
 from lakeloom.training.sources import TableData
+from lakeloom.training.split_checks import check_classes_repeat, check_test_size
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -204,10 +214,7 @@ def _prepare(
     test_size: float,
 ) -> _Prepared:
     """Every check that can fail, before anything is written."""
-    if isinstance(test_size, bool) or not isinstance(test_size, int | float):
-        raise InvalidArgument(f"test_size must be a fraction like 0.2, got {test_size!r}")
-    if not 0 < float(test_size) < 1:
-        raise InvalidArgument(f"test_size must be between 0 and 1 (exclusive), got {test_size}")
+    check_test_size(test_size)
     y_all = check_label(df, label, source)
     known = y_all.notna()
     dropped = int((~known).sum())
@@ -231,12 +238,7 @@ def _prepare(
     ranking = check_metric(metric or default_metric(chosen), available, f"for a {chosen} task")
     if is_classification(chosen):
         counts = y.value_counts()
-        rare = counts[counts < 2]
-        if len(rare):
-            raise InvalidArgument(
-                f"class {rare.index[0]!r} of label {label!r} has a single row; a stratified "
-                "split needs at least two rows per class"
-            )
+        check_classes_repeat(counts.to_dict(), label)
         n_test = int(np.ceil(float(test_size) * len(y)))
         if n_test < len(counts) or len(y) - n_test < len(counts):
             raise InvalidArgument(
@@ -305,36 +307,26 @@ def train(
     )
     experiment_id = ensure_experiment(ctx.tracking, experiment)
     mlflow_client = client(ctx.tracking)
-    common_tags = {
-        **lineage.tags(),
-        "lakeloom.label": label,
-        "lakeloom.task": prepared.task,
-        TAG_METRIC: prepared.metric,
-    }
-    common_params: dict[str, Any] = {
-        "label": label,
-        "task": prepared.task,
-        "data.table": lineage.name,
-        "data.version": lineage.version,
-        "data.rows": lineage.rows,
-        "data.rows_without_label": prepared.dropped_label_rows,
-        "split.test_size": test_size,
-        "split.seed": seed,
-        "split.train_rows": len(X_train),
-        "split.test_rows": len(X_test),
-        "features": ",".join(prepared.plan.features),
-    }
-    parent = _create_run(
+    common_tags = run_tags(lineage, label=label, task=prepared.task, metric=prepared.metric)
+    common_params = run_params(
+        lineage,
+        label=label,
+        task=prepared.task,
+        labelled_rows=lineage.rows - prepared.dropped_label_rows,
+        test_size=test_size,
+        seed=seed,
+        split_rows=(len(X_train), len(X_test)),
+        features=prepared.plan.features,
+    )
+    with parent_run(
         mlflow_client,
         experiment_id,
         run_name or f"train {label}",
-        {**common_tags, TAG_KIND: "train", "lakeloom.models": ",".join(prepared.models)},
-    )
-    with _terminal_status(mlflow_client, parent):
-        _log_params(mlflow_client, parent, {**common_params, "models": ",".join(prepared.models)})
-        mlflow_client.log_text(
-            parent, json.dumps(prepared.plan.to_dict(), indent=2), "features.json"
-        )
+        tags=common_tags,
+        params=common_params,
+        models=prepared.models,
+        plan=prepared.plan,
+    ) as parent:
         runs: list[ModelRun] = []
         for order, name in enumerate(prepared.models):
             runs.append(
@@ -365,62 +357,8 @@ def train(
             features=prepared.plan,
             runs=tuple(runs),
         )
-        best = result.best()
-        mlflow_client.log_metric(parent, f"best_{prepared.metric}", best.metrics[prepared.metric])
-        mlflow_client.set_tag(parent, "lakeloom.best_run_id", best.run_id)
-        mlflow_client.set_tag(parent, "lakeloom.best_model", best.model)
+        record_best(mlflow_client, parent, prepared.metric, result.best())
     return result
-
-
-def _create_run(c: MlflowClient, experiment_id: str, name: str, tags: dict[str, str]) -> str:
-    try:
-        return str(c.create_run(experiment_id, run_name=name, tags=tags).info.run_id)
-    except Exception as exc:
-        raise TrackingError(f"cannot create an MLflow run: {exc}") from exc
-
-
-class _terminal_status:
-    """Mark a run FINISHED on success, FAILED on an error, KILLED on Ctrl-C."""
-
-    def __init__(self, c: MlflowClient, run_id: str) -> None:
-        self._client = c
-        self._run_id = run_id
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is None:
-            status = "FINISHED"
-        elif issubclass(exc_type, KeyboardInterrupt):
-            status = "KILLED"
-        else:
-            status = "FAILED"
-            if exc is not None:
-                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc_type.__name__
-                try:
-                    self._client.set_tag(self._run_id, "lakeloom.error", reason[:5000])
-                except Exception:
-                    pass
-        self._client.set_terminated(self._run_id, status=status)
-
-
-def _log_params(c: MlflowClient, run_id: str, params: Mapping[str, Any]) -> None:
-    from mlflow.entities import Param
-
-    items = [Param(str(k), _param_value(v)) for k, v in params.items()]
-    for start in range(0, len(items), 100):
-        c.log_batch(run_id, params=items[start : start + 100])
-
-
-def _param_value(value: Any) -> str:
-    if isinstance(value, float | np.floating) and float(value).is_integer():
-        text = repr(float(value))
-    elif isinstance(value, type):
-        text = value.__name__
-    else:
-        text = str(value)
-    return text if len(text) <= _PARAM_MAX else text[: _PARAM_MAX - 3] + "..."
 
 
 def _needs_label_encoding(y: pd.Series) -> bool:
@@ -449,55 +387,39 @@ def _train_one(
 ) -> ModelRun:
     X_train, X_test, y_train, y_test = split
     fam = family(name)
-    run_id = _create_run(
-        c,
-        experiment_id,
-        name,
-        {**tags, PARENT_TAG: parent, TAG_KIND: "train-model", TAG_MODEL: name},
-    )
-    try:
-        with _terminal_status(c, run_id):
-            estimator = make_estimator(name, prepared.task, prepared.params[name], seed=seed)
-            hyper = estimator.get_params(deep=False)
-            if (
-                name == "xgboost"
-                and is_classification(prepared.task)
-                and _needs_label_encoding(prepared.y)
-            ):
-                estimator = LabelEncodedClassifier(estimator)
-            pipeline = build_model_pipeline(prepared.plan, estimator, scale=fam.needs_scaling)
-            _log_params(c, run_id, {**params, "model": name, **hyper})
-            _log_lineage(c, run_id, full, lineage, prepared)
+    with model_run(c, experiment_id, parent=parent, name=name, tags=tags) as run_id:
+        estimator = make_estimator(name, prepared.task, prepared.params[name], seed=seed)
+        hyper = estimator.get_params(deep=False)
+        if (
+            name == "xgboost"
+            and is_classification(prepared.task)
+            and _needs_label_encoding(prepared.y)
+        ):
+            estimator = LabelEncodedClassifier(estimator)
+        pipeline = build_model_pipeline(prepared.plan, estimator, scale=fam.needs_scaling)
+        log_params(c, run_id, {**params, "model": name, **hyper})
+        _log_lineage(c, run_id, full, lineage, prepared)
 
-            started = time.perf_counter()
-            pipeline.fit(X_train, y_train)
-            seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        pipeline.fit(X_train, y_train)
+        seconds = time.perf_counter() - started
 
-            evaluation = evaluate(pipeline, X_test, y_test, prepared.task)
-            importances = permutation_importances(
-                pipeline, X_test, y_test, prepared.task, seed=seed
+        evaluation = evaluate(pipeline, X_test, y_test, prepared.task)
+        importances = permutation_importances(pipeline, X_test, y_test, prepared.task, seed=seed)
+        metrics = {**evaluation.metrics, "training_time_seconds": seconds}
+        c.log_batch(run_id, metrics=metric_entities(metrics))
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp)
+            evaluation_plots(evaluation, out / "plots", importances)
+            (out / "plots" / "feature_importance.json").write_text(
+                json.dumps(dict(sorted(importances.items(), key=lambda kv: -kv[1])), indent=2)
             )
-            metrics = {**evaluation.metrics, "training_time_seconds": seconds}
-            c.log_batch(run_id, metrics=_metric_entities(metrics))
-            with tempfile.TemporaryDirectory() as tmp:
-                out = Path(tmp)
-                evaluation_plots(evaluation, out / "plots", importances)
-                (out / "plots" / "feature_importance.json").write_text(
-                    json.dumps(dict(sorted(importances.items(), key=lambda kv: -kv[1])), indent=2)
-                )
-                c.log_artifacts(run_id, str(out / "plots"), "plots")
-            if is_classification(prepared.task):
-                classes = [c_.item() if hasattr(c_, "item") else c_ for c_ in evaluation.classes]
-                c.set_tag(run_id, "lakeloom.classes", json.dumps(classes, default=str))
-            model_uri = _log_model(ctx, run_id, pipeline, X_train, name)
-            c.set_tag(run_id, "lakeloom.model_uri", model_uri)
-    except LakeloomError:
-        raise
-    except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise TrainingError(
-            f"training {name} failed: {first}; its run {run_id} is marked FAILED"
-        ) from exc
+            c.log_artifacts(run_id, str(out / "plots"), "plots")
+        if is_classification(prepared.task):
+            classes = [c_.item() if hasattr(c_, "item") else c_ for c_ in evaluation.classes]
+            c.set_tag(run_id, "lakeloom.classes", json.dumps(classes, default=str))
+        model_uri = _log_model(ctx, run_id, pipeline, X_train, name)
+        c.set_tag(run_id, "lakeloom.model_uri", model_uri)
     return ModelRun(
         model=name,
         run_id=run_id,
@@ -507,13 +429,6 @@ def _train_one(
         training_seconds=seconds,
         order=order,
     )
-
-
-def _metric_entities(metrics: Mapping[str, float]) -> list[Any]:
-    from mlflow.entities import Metric
-
-    now = int(time.time() * 1000)
-    return [Metric(k, float(v), now, 0) for k, v in metrics.items() if np.isfinite(v)]
 
 
 def _log_lineage(
