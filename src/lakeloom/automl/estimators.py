@@ -148,13 +148,19 @@ class _AutoML(AutoMLBase):
                 },
                 tags=loaded.lineage.tags(),
             )
-        self._tracked(
-            run,
-            budget,
-            lambda: self._search_and_log(
-                run, budget, loaded, featurizer, Xf, target, classes, metric, learners, sub_task
-            ),
-        )
+        from sklearn.exceptions import ConvergenceWarning
+
+        with warnings.catch_warnings():
+            # A trial whose solver stops at its iteration limit is just a weaker trial, scored
+            # like any other: scikit-learn's ConvergenceWarning says nothing to act on here.
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            self._tracked(
+                run,
+                budget,
+                lambda: self._search_and_log(
+                    run, budget, loaded, featurizer, Xf, target, classes, metric, learners, sub_task
+                ),
+            )
         return self
 
     def _warn_dropped(self, featurizer: AutoFeaturizer) -> None:

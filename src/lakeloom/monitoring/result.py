@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from lakeloom.deployment.inference_log import META_COLUMNS
 from lakeloom.monitoring.drift import Finding
 from lakeloom.monitoring.ops import RouteStats
 from lakeloom.monitoring.profiles import Profile
@@ -13,20 +14,7 @@ from lakeloom.monitoring.profiles import Profile
 __all__ = ["INFERENCE_META", "MonitorResult", "inference_table"]
 
 #: Columns of an inference table that describe the request, not the model's input.
-INFERENCE_META = (
-    "request_id",
-    "row",
-    "time",
-    "endpoint",
-    "route",
-    "model_name",
-    "model_version",
-    "status",
-    "latency_ms",
-    "request",
-    "response",
-    "prediction",
-)
+INFERENCE_META = META_COLUMNS
 _INFERENCE_PREFIX = "lakeloom.inference_"
 
 
