@@ -34,7 +34,6 @@ import base64
 import collections
 import json
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -196,7 +195,6 @@ class InferenceLogger:
             )
 
     def _run(self) -> None:
-        _lower_priority()
         interval = self.config.flush_interval_s
         optimize_every = self.config.optimize_interval_s
         while not self._stop.is_set():
@@ -217,14 +215,6 @@ class InferenceLogger:
             "optimizations": self.optimizations,
             "last_error": self.last_error,
         }
-
-
-def _lower_priority() -> None:
-    """Run this thread at the lowest CPU priority: serving comes first (Linux; no-op else)."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-    except (AttributeError, OSError):
-        pass
 
 
 def _prediction_array(predictions: list[Any]) -> pa.Array | None:
