@@ -164,13 +164,33 @@ class FeatureTables:
 
     def get(self, name: str, *, version: int | None = None) -> FeatureTable:
         """The definition of feature table ``name``; raises :class:`FeatureTableNotFound`."""
-        ref = self._tables.ref(name)
-        if not self._tables.exists(ref.name):
-            raise FeatureTableNotFound(ref.name, self.names())
+        ref = self._existing(name)
         found = self._definition(ref, version)
         if found is None:
             raise FeatureTableNotFound(ref.name, plain=True)
         return found
+
+    def pinned(
+        self, name: str, *, version: int | None = None
+    ) -> tuple[FeatureTable, int, pa.Schema]:
+        """The (latest) definition of ``name``, ``version`` (default: the latest) and its schema.
+
+        Reads the table's log once when ``version`` is the latest.
+        """
+        ref = self._existing(name)
+        dt = open_delta(ref)
+        found = _from_properties(ref.name, dt.metadata().configuration)
+        if found is None:
+            raise FeatureTableNotFound(ref.name, plain=True)
+        if version is None or version == dt.version():
+            return found, dt.version(), arrow_schema(dt)
+        return found, version, arrow_schema(open_delta(ref, version=version))
+
+    def _existing(self, name: str) -> TableRef:
+        ref = self._tables.ref(name)
+        if not self._tables.exists(ref.name):
+            raise FeatureTableNotFound(ref.name, self.names())
+        return ref
 
     def names(self) -> list[str]:
         """Every feature table's name, sorted."""

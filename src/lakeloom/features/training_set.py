@@ -191,11 +191,9 @@ def resolve_lookups(
             raise InvalidArgument(
                 f"feature_lookups[{i}] is {type(lk).__name__}, not a FeatureLookup"
             )
-        version = (versions or {}).get(i)
-        definition = feature_tables.get(lk.table_name)
-        if version is None:
-            version = feature_tables.version(definition.name)
-        schema = feature_tables.schema(definition.name, version)
+        definition, version, schema = feature_tables.pinned(
+            lk.table_name, version=(versions or {}).get(i)
+        )
         available = definition.features(schema)
         features = lk.features if lk.features is not None else tuple(available)
         for f in features:
