@@ -5,6 +5,11 @@ out-of-fold predictions will cost; only candidates that fit in the time left are
 two or more fit, greedy ensemble selection on out-of-fold predictions picks weights (never
 worse than the best single candidate on those predictions); members with weight are refit
 on all rows. Otherwise the best candidate whose refit fits is refit alone.
+
+LightGBM's defaults win ties: on small data the best of many tuned trials (or an ensemble of
+them) often scores a little better out of fold by luck and a little worse on new rows. So when
+the defaults were scored out of fold, the tuned winner replaces them only if it is better by
+more than one standard error of the paired per-fold difference (the one-standard-error rule).
 """
 
 from __future__ import annotations
@@ -71,6 +76,11 @@ def _oof_cost(trial: Trial, result: SearchResult) -> float:
     return trial.train_time * folds * 1.2 + 0.05
 
 
+def default_lgbm(trials: list[Trial]) -> Trial | None:
+    """The search's first LightGBM trial: LightGBM's own defaults (None: not tried)."""
+    return next((t for t in trials if t.learner == "lgbm"), None)
+
+
 def with_default_lgbm(candidates: list[Trial], trials: list[Trial]) -> list[Trial]:
     """``candidates`` with LightGBM's default config second, when the search tried it.
 
@@ -79,7 +89,7 @@ def with_default_lgbm(candidates: list[Trial], trials: list[Trial]) -> list[Tria
     on FLAML's fixed folds is partly luck on those folds; the defaults, scored out of fold on
     fresh folds next to the tuned winners, are a robust candidate (and an ensemble member).
     """
-    default = next((t for t in trials if t.learner == "lgbm"), None)
+    default = default_lgbm(trials)
     if default is None or any(c is default for c in candidates):
         return candidates
     return [*candidates[:1], default, *candidates[1:]]
@@ -125,6 +135,16 @@ def _fit_member(
     return _export(est, trial.learner)
 
 
+def _folds(X: pd.DataFrame, y: np.ndarray, classify: bool, seed: int) -> list[np.ndarray]:
+    """The rows each of the 5 out-of-fold predictions is made for (the same for every model)."""
+    splitter: KFold | StratifiedKFold
+    if classify and np.min(np.bincount(y.astype(int))) >= 5:
+        splitter = StratifiedKFold(5, shuffle=True, random_state=seed)
+    else:
+        splitter = KFold(5, shuffle=True, random_state=seed)
+    return [pred_idx for _, pred_idx in splitter.split(X, y)]
+
+
 def _oof(
     trial: Trial,
     result: SearchResult,
@@ -136,16 +156,31 @@ def _oof(
     seed: int,
     n_jobs: int,
 ) -> np.ndarray:
-    splitter: KFold | StratifiedKFold
-    if classify and np.min(np.bincount(y.astype(int))) >= 5:
-        splitter = StratifiedKFold(5, shuffle=True, random_state=seed)
-    else:
-        splitter = KFold(5, shuffle=True, random_state=seed)
     out = np.zeros((len(X), n_classes)) if classify else np.zeros(len(X))
-    for fit_idx, pred_idx in splitter.split(X, y):
+    everything = np.arange(len(X))
+    for pred_idx in _folds(X, y, classify, seed):
+        fit_idx = np.setdiff1d(everything, pred_idx, assume_unique=True)
         model = _fit_member(trial, result, X.iloc[fit_idx], y[fit_idx], n_jobs, math.inf)
         out[pred_idx] = _output(model, X.iloc[pred_idx], classify, n_classes)
     return out
+
+
+def clearly_better(
+    challenger: np.ndarray,
+    incumbent: np.ndarray,
+    y: np.ndarray,
+    folds: list[np.ndarray],
+    metric: Metric,
+) -> bool:
+    """Whether ``challenger``'s out-of-fold output beats ``incumbent``'s by more than one
+    standard error of the mean per-fold difference in loss."""
+    diffs = np.array(
+        [metric.loss(y[i], incumbent[i]) - metric.loss(y[i], challenger[i]) for i in folds]
+    )
+    if len(diffs) < 2:
+        return bool(diffs.sum() > 0)
+    se = float(np.std(diffs, ddof=1) / math.sqrt(len(diffs)))
+    return bool(diffs.mean() > se)
 
 
 def _assemble(members: list[Any], weights: list[float], classify: bool, classes: list[Any]) -> Any:
@@ -209,6 +244,18 @@ def finalize(
         losses = {_key(c, pool): metric.loss(y, p) for c, p in zip(pool, preds, strict=True)}
         weights, ens_loss = greedy_weights(preds, lambda p: metric.loss(y, p))
         chosen = [(c, w) for c, w in zip(pool, weights, strict=True) if w > 0]
+        default = default_lgbm(result.trials)
+        if default is not None and any(c is default for c in pool):
+            d = next(i for i, c in enumerate(pool) if c is default)
+            winner = sum(w * p for w, p in zip(weights, preds, strict=True) if w > 0)
+            if chosen != [(default, 1.0)] and not clearly_better(
+                np.asarray(winner), preds[d], y, _folds(X, y, classify, seed), metric
+            ):
+                notes.append(
+                    "the tuned models did not beat LightGBM's defaults by more than one "
+                    "standard error out of fold: the defaults are kept"
+                )
+                chosen = [(default, 1.0)]
         began = time.monotonic()
         members = [
             _fit_member(c, result, X, y, n_jobs, refit_budget(c, result, len(X), left()))
@@ -216,7 +263,10 @@ def finalize(
         ]
         if len(chosen) == 1:
             trial = chosen[0][0]
-            notes.append(f"ensembling did not beat {trial.learner} out of fold; it is refit alone")
+            if weights[pool.index(trial)] == 1.0:
+                notes.append(
+                    f"ensembling did not beat {trial.learner} out of fold; it is refit alone"
+                )
             model = _assemble(members, [1.0], classify, classes)
             return FinalModel(model, trial.learner, trial.loss, [(trial, 1.0)], notes, losses)
         name = "ensemble(" + "+".join(f"{c.learner}:{w:.2f}" for c, w in chosen) + ")"
