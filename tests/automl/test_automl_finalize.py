@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
 from flaml.automl.task.factory import task_factory
 from sklearn.datasets import load_breast_cancer
 
-from lakeloom.automl.finalize import clearly_better, default_lgbm, finalize
+from lakeloom.automl.finalize import FinalModel, clearly_better, default_lgbm, finalize
 from lakeloom.automl.scoring import resolve_metric
 from lakeloom.automl.search import LGBM_DEFAULTS, Budget, SearchResult, Trial
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 
-def _trial(number: int, learner: str, config: dict[str, object], loss: float) -> Trial:
+def _trial(number: int, learner: str, config: Mapping[str, Any], loss: float) -> Trial:
     return Trial(number, learner, dict(config), loss, 0.05, 0.1 * number, 0)
 
 
@@ -24,7 +27,7 @@ def _data() -> tuple[pd.DataFrame, np.ndarray]:
     return X, np.asarray(y)
 
 
-def _final(trials: list[Trial]) -> object:
+def _final(trials: list[Trial]) -> FinalModel:
     X, y = _data()
     result = SearchResult(trials, "cv", 5, 1.0, task_factory("classification", X, y))
     return finalize(
@@ -64,7 +67,7 @@ def test_a_tuned_model_no_better_than_the_defaults_leaves_the_defaults() -> None
     tuned = _trial(2, "lgbm", {**LGBM_DEFAULTS, "n_estimators": 101}, 0.01)
     final = _final([defaults, tuned])
     assert default_lgbm([defaults, tuned]) is defaults
-    assert [(t.number, w) for t, w in final.members] == [(1, 1.0)]  # type: ignore[attr-defined]
+    assert [(t.number, w) for t, w in final.members] == [(1, 1.0)]
 
 
 def test_a_clearly_better_tuned_model_replaces_the_defaults() -> None:
@@ -72,5 +75,5 @@ def test_a_clearly_better_tuned_model_replaces_the_defaults() -> None:
     weak = _trial(1, "lgbm", {**LGBM_DEFAULTS, "n_estimators": 1, "num_leaves": 2}, 0.2)
     tuned = _trial(2, "lgbm", LGBM_DEFAULTS, 0.01)
     final = _final([weak, tuned])
-    assert 2 in [t.number for t, w in final.members if w > 0]  # type: ignore[attr-defined]
-    assert not any("defaults are kept" in n for n in final.notes)  # type: ignore[attr-defined]
+    assert 2 in [t.number for t, w in final.members if w > 0]
+    assert not any("defaults are kept" in n for n in final.notes)

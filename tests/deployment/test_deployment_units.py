@@ -313,6 +313,7 @@ def test_inference_rows_hold_json_and_typed_columns() -> None:
         "status": 7.0,  # the input named like a meta column keeps its name in the JSON
     }
     assert request[1]["x"] is None and request[1]["status"] is None  # NaN, inf: JSON null
+    assert table[1]["x"] is None  # a missing value (NaN for the model) is a null in the table
     assert table[0]["input_status"] == 7.0 and table[0]["n"] == 2
     assert [r["response"] for r in table] == ["1", "0", '{"e": 1}']
     assert [r["prediction"] for r in table] == [1.0, 0.0, None]
@@ -321,3 +322,20 @@ def test_inference_rows_hold_json_and_typed_columns() -> None:
     )
     out = build_table([labels], "ep").to_pylist()[0]
     assert json.loads(out["response"]) == "yes" and out["prediction"] is None
+
+
+def test_missing_floats_are_logged_as_nulls() -> None:
+    import time
+
+    from lakeloom.deployment.inference_log import LogEntry, build_table
+
+    rows = [(1.0, math.nan), (math.nan, 2.5)]
+    entry = LogEntry(
+        "r", time.time(), "a", "m", 1, 200, 1.0, ("x", "y"), ("double",) * 2, rows, [0.1, 0.2]
+    )
+    table = build_table([entry], "ep").to_pylist()
+    assert [(r["x"], r["y"]) for r in table] == [(1.0, None), (None, 2.5)]
+    assert [json.loads(r["request"]) for r in table] == [
+        {"x": 1.0, "y": None},
+        {"x": None, "y": 2.5},
+    ]
