@@ -187,7 +187,21 @@ def _infer_csv_column(texts: list[str]) -> tuple[str, list[Any]]:
     return "string", list(texts)
 
 
+#: Content-Type header values already checked (clients repeat theirs), to their MIME type.
+_KNOWN_TYPES: dict[str, str] = {}
+
+
 def _content_type(content_type: str | None) -> str:
+    known = _KNOWN_TYPES.get(content_type) if content_type else None
+    if known is not None:
+        return known
+    mime = _check_content_type(content_type)
+    if len(_KNOWN_TYPES) < 64 and content_type:
+        _KNOWN_TYPES[content_type] = mime
+    return mime
+
+
+def _check_content_type(content_type: str | None) -> str:
     if not content_type:
         raise RequestError(
             415,
@@ -220,7 +234,7 @@ def decode(body: bytes, content_type: str | None, key_field: str) -> Payload:
     if mime == _CSV:
         return _decode_csv(body)
     try:
-        doc = json.loads(body)
+        doc = _DECODER.decode(body.decode("utf-8-sig"))
     except RecursionError:
         raise RequestError(400, "the JSON body is nested too deeply") from None
     except json.JSONDecodeError as exc:
@@ -278,11 +292,13 @@ def _decode_split(value: Any, routing_key: str | None) -> Payload:
     if type(data) is not list:
         raise RequestError(400, f"dataframe_split.data must be an array, got {json_kind(data)}")
     columns = value.get("columns")
-    if columns is not None and (
-        type(columns) is not list or not all(type(c) is str for c in columns)
-    ):
+    if columns is not None and (type(columns) is not list or not _all_strings(columns)):
         raise RequestError(400, "dataframe_split.columns must be an array of strings")
     return Payload("split", data, columns, routing_key)
+
+
+def _all_strings(values: list[Any]) -> bool:
+    return not values or set(map(type, values)) == {str}
 
 
 def _decode_columnar(value: dict[str, Any], routing_key: str | None) -> Payload:
@@ -315,7 +331,7 @@ def _decode_csv(body: bytes) -> Payload:
 
 def predictions_body(predictions: list[Any]) -> bytes:
     """MLflow's response body: ``{"predictions": [...]}``."""
-    return json.dumps({"predictions": predictions}, default=_default).encode()
+    return _ENCODER.encode({"predictions": predictions}).encode()
 
 
 def error_body(error: RequestError) -> bytes:
@@ -331,3 +347,7 @@ def _default(value: Any) -> Any:
     if callable(isoformat):
         return isoformat()
     return str(value)
+
+
+_DECODER = json.JSONDecoder()
+_ENCODER = json.JSONEncoder(default=_default)

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from lakeloom.deployment.auth import ApiKeys
 from lakeloom.deployment.batching import MicroBatcher, ModelFailed
 from lakeloom.deployment.config import EndpointConfig, ModelRef
+from lakeloom.deployment.deadlines import Deadlines
 from lakeloom.deployment.inference_log import InferenceLogger, LogEntry
 from lakeloom.deployment.metrics import Metrics, gauge_lines
 from lakeloom.deployment.models import (
@@ -101,11 +102,6 @@ def _header(value: object) -> bytes:
     return str(value).encode("latin-1", "replace")
 
 
-def _expire(future: asyncio.Future[Any]) -> None:
-    if not future.done():
-        future.set_exception(TimeoutError())
-
-
 class EndpointRuntime:
     """Everything one endpoint process serves with; see the module docstring."""
 
@@ -128,6 +124,9 @@ class EndpointRuntime:
         self.config_error: str | None = None
         self.reload_failures: dict[str, int] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._deadlines: Deadlines | None = None
+        #: Response headers naming the route and model, by (route, model name, version).
+        self._route_headers: dict[tuple[str, str, int | None], list[tuple[bytes, bytes]]] = {}
         self._client: MlflowClient | None = None
         self._reloader = Reloader(self)
         self._shadow_pending = 0
@@ -184,6 +183,8 @@ class EndpointRuntime:
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Start the batchers, the inference log writer and the poller (after :meth:`load`)."""
         self._loop = loop
+        self._deadlines = Deadlines(loop)
+        self._deadlines.start()
         # Everything loaded so far (MLflow, pandas, the models) lives as long as the process:
         # moved out of the collector's sight, a full collection no longer walks millions of
         # objects, which stalled the event loop for ~0.5 s at a time.
@@ -226,6 +227,8 @@ class EndpointRuntime:
     def stop(self) -> None:
         """Stop polling, finish queued predictions and write the inference log (blocking)."""
         self._reloader.stop()
+        if self._deadlines is not None:
+            self._deadlines.stop()
         for batcher in list(self.batchers.values()):
             batcher.close()
         if self.logger is not None:
@@ -307,12 +310,9 @@ class EndpointRuntime:
                 data = payload.to_input(handle.input_schema, max_rows)
             if data.rows:
                 future = self.batchers[route.slot.ref.uri].submit(handle, data)
-                assert self._loop is not None
-                timer = self._loop.call_later(self.config.limits.timeout_s, _expire, future)
-                try:
-                    handle, predictions = await future
-                finally:
-                    timer.cancel()
+                assert self._deadlines is not None
+                self._deadlines.add(future, self.config.limits.timeout_s)
+                handle, predictions = await future
             else:
                 predictions = []
             status = 200
@@ -368,12 +368,22 @@ class EndpointRuntime:
             )
         headers = [_JSON, (b"x-request-id", _header(rid))]
         if handle is not None:
-            headers += [
-                (b"x-lakeloom-route", _header(route_name)),
+            headers += self._served_by(route_name, handle)
+        return Reply(status, headers, out)
+
+    def _served_by(self, route: str, handle: ModelHandle) -> list[tuple[bytes, bytes]]:
+        """The headers naming the route and the model version that answered (cached)."""
+        key = (route, handle.name, handle.version)
+        found = self._route_headers.get(key)
+        if found is None:
+            found = [
+                (b"x-lakeloom-route", _header(route)),
                 (b"x-lakeloom-model", _header(handle.name)),
                 (b"x-lakeloom-model-version", _header(handle.version)),
             ]
-        return Reply(status, headers, out)
+            if len(self._route_headers) < 1024:
+                self._route_headers[key] = found
+        return found
 
     def _shadow(self, slot: ModelSlot, data: ScoringInput, rid: str, arrived: float) -> None:
         if self._shadow_pending >= _SHADOW_BACKLOG:

@@ -64,7 +64,7 @@ _TARGET_FILE_SIZE = 512 * 2**20
 _ROW_GROUP_ROWS = 1024 * 1024
 _WRITE_BATCH_ROWS = 8192
 #: Rows looked at to decide which columns are worth dictionary-encoding.
-_DICTIONARY_SAMPLE_ROWS = 16_384
+_DICTIONARY_SAMPLE_ROWS = 4096
 
 
 def _writer_properties(sample: pa.Table | pa.RecordBatch | None = None) -> WriterProperties:
