@@ -27,9 +27,8 @@ def _rows(registry: Registry, table: str, where: str, expect: int) -> list[dict[
 
 def test_a_request_becomes_typed_rows(main_endpoint: Endpoint, registry: Registry) -> None:
     frame = registry.frame.iloc[10:13][COLUMNS]
-    resp = main_endpoint.post(
-        {"dataframe_records": records(frame)}, headers={"X-Request-ID": "log-1"}
-    )
+    payload = {"dataframe_records": records(frame)}
+    resp = main_endpoint.post(payload, headers={"X-Request-ID": "log-1"})
     assert resp.status_code == 200
     rows = _rows(registry, main_endpoint.table, "request_id = 'log-1' and route <> 'shadow'", 3)
     assert len(rows) == 3
@@ -47,7 +46,9 @@ def test_a_request_becomes_typed_rows(main_endpoint: Endpoint, registry: Registr
     assert first["latency_ms"] > 0
     assert [r["row"] for r in rows] == [0, 1, 2]
     assert [r["tenure"] for r in rows] == frame["tenure"].tolist()
-    assert json.loads(first["request"]) == records(frame)[0]
+    # The body as sent, once per request (on its first row).
+    assert json.loads(first["request"]) == payload
+    assert [r["request"] for r in rows[1:]] == [None, None]
     predictions = resp.json()["predictions"]
     assert [json.loads(r["response"]) for r in rows] == predictions
     assert [r["prediction"] for r in rows] == [float(p) for p in predictions]
@@ -57,7 +58,7 @@ def test_errors_are_logged_without_features(main_endpoint: Endpoint, registry: R
     resp = main_endpoint.raw(b"{oops", "application/json", headers={"X-Request-ID": "log-bad"})
     assert resp.status_code == 400
     rows = _rows(registry, main_endpoint.table, "request_id = 'log-bad'", 1)
-    assert rows[0]["status"] == 400 and rows[0]["request"] is None
+    assert rows[0]["status"] == 400 and rows[0]["request"] == "{oops"
     assert json.loads(rows[0]["response"])["error_code"] == "BAD_REQUEST"
 
 

@@ -12,12 +12,19 @@ model_name     registered model name
 model_version  registered model version
 status         the HTTP status of the response
 latency_ms     the request's latency in the server, in milliseconds
-request        the row as the model received it, a JSON object (column: value)
+request        the request body as the client sent it (JSON, or CSV), on the first row
+               of each request (``row`` 0 or null), null on its other rows
 response       the row's prediction as JSON (a failed request: the error body)
 prediction     the prediction as a number, when it is one
-<features>     one typed column per input column of the model (a name that clashes
-               with the columns above gets the prefix ``input_``)
+<features>     one typed column per input column of the model, the values the model
+               scored (looked-up features included; a missing value is null; a name
+               that clashes with the columns above gets the prefix ``input_``)
 ============== ===================================================================
+
+The request is stored once, as received, rather than re-encoded for every row: the typed
+columns hold each row already, and re-encoding them as JSON text cost the serving core
+about as much as scoring (a 100-row request: ~200 us). ``request`` is what the client sent,
+routing key and all; to see one row as JSON, ``to_json`` its typed columns in SQL.
 
 The serving loop only appends a small record to a deque. A writer thread turns what
 accumulated into one Arrow table every ``flush_interval`` (JSON columns are written by
@@ -40,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from lakeloom.engines.json_rows import json_objects, json_values
+from lakeloom.engines.json_rows import json_values
 from lakeloom.errors import LakeloomError
 
 if TYPE_CHECKING:
@@ -98,6 +105,8 @@ class LogEntry:
     predictions: list[Any] | None = None
     #: The response body of a failed request.
     error: bytes | None = None
+    #: The request body as received (None: not read, e.g. a body over the size limit).
+    body: bytes | None = None
 
 
 class InferenceLogger:
@@ -275,11 +284,22 @@ def _ordered(meta: dict[str, pa.Array], rest: dict[str, pa.Array]) -> pa.Table:
     return pa.table({**columns, **rest})
 
 
+def _bodies(entries: list[LogEntry]) -> pa.Array:
+    """The request bodies as text (bytes that are not UTF-8 replaced)."""
+    try:  # scored bodies were read as UTF-8 already: the cast only checks
+        return pa.array([e.body for e in entries], pa.binary()).cast(pa.string())
+    except pa.ArrowInvalid:
+        return pa.array(
+            [e.body.decode("utf-8", "replace") if e.body is not None else None for e in entries],
+            pa.string(),
+        )
+
+
 def _failed_table(entries: list[LogEntry], endpoint: str) -> pa.Table:
     meta = _meta(entries, endpoint)
     n = len(entries)
     meta["row"] = pa.nulls(n, pa.int32())
-    meta["request"] = pa.nulls(n, pa.string())
+    meta["request"] = _bodies(entries)
     meta["response"] = pa.array(
         [e.error.decode("utf-8", "replace") if e.error else None for e in entries], pa.string()
     )
@@ -298,19 +318,22 @@ def _scored_table(
     counts = np.fromiter((len(e.rows or ()) for e in entries), dtype=np.int64, count=len(entries))
     total = int(counts.sum())
     meta = _meta(entries, endpoint)
+    bodies = _bodies(entries)
     if total != len(entries):  # some requests have several rows: repeat their meta values
-        index = pa.array(np.repeat(np.arange(len(entries)), counts))
-        meta = {name: arr.take(index) for name, arr in meta.items()}
+        entry = np.repeat(np.arange(len(entries)), counts)
+        meta = {name: arr.take(pa.array(entry)) for name, arr in meta.items()}
         starts = np.repeat(np.cumsum(counts) - counts, counts)
-        meta["row"] = pa.array((np.arange(total) - starts).astype(np.int32))
+        row = np.arange(total) - starts
+        meta["row"] = pa.array(row.astype(np.int32))
+        meta["request"] = bodies.take(pa.array(entry, mask=row != 0))
         rows = [r for e in entries for r in (e.rows or ())]
         predictions = [p for e in entries for p in (e.predictions or ())]
     else:
         meta["row"] = pa.array(np.zeros(total, dtype=np.int32))
+        meta["request"] = bodies
         rows = [e.rows[0] for e in entries if e.rows]
         predictions = [e.predictions[0] if e.predictions else None for e in entries]
     typed: dict[str, pa.Array] = {}
-    keys: dict[str, str] = {}
     arrays = _float_columns(rows, types)
     if arrays is None:
         arrays = [
@@ -320,9 +343,7 @@ def _scored_table(
     for name, array in zip(columns, arrays, strict=True):
         column = "input_" + name if name in META_COLUMNS else name
         typed[column] = array
-        keys[column] = name
-    request, response, numbers = _json_columns(typed, keys, predictions)
-    meta["request"] = request
+    response, numbers = _response_columns(predictions)
     meta["response"] = response
     meta["prediction"] = numbers
     return _ordered(meta, typed)
@@ -366,29 +387,19 @@ def _typed(values: list[Any], kind: str) -> pa.Array:
         return pa.array([None if v is None else str(v) for v in values], pa.string())
 
 
-def _json_columns(
-    typed: dict[str, pa.Array], keys: dict[str, str], predictions: list[Any]
-) -> tuple[pa.Array, pa.Array, pa.Array]:
-    """Request and response JSON per row, and the prediction as a number where it is one.
+def _response_columns(predictions: list[Any]) -> tuple[pa.Array, pa.Array]:
+    """Each prediction as JSON text, and as a number where it is one.
 
-    Written by DuckDB's JSON writer (:mod:`lakeloom.engines.json_rows`), column-wise and
-    without the GIL, about 0.5 us per row of ten floats: logging every row costs the endpoint
-    little. NaN and infinities become JSON nulls, binary values base64 text.
+    Written by DuckDB's JSON writer (:mod:`lakeloom.engines.json_rows`), without the GIL;
+    NaN and infinities become JSON nulls.
     """
     n = len(predictions)
     preds = _prediction_array(predictions)
-    if typed:
-        request = json_objects(list(typed.values()), [keys[name] for name in typed])
-    else:
-        request = pa.nulls(n, pa.string())
     if preds is None:
         response = pa.array([json.dumps(p, default=_plain) for p in predictions], pa.string())
-        numbers = pa.nulls(n, pa.float64())
-    else:
-        response = json_values(preds)
-        numeric = pa.types.is_integer(preds.type) or pa.types.is_floating(preds.type)
-        numbers = preds.cast(pa.float64()) if numeric else pa.nulls(n, pa.float64())
-    return request, response, numbers
+        return response, pa.nulls(n, pa.float64())
+    numeric = pa.types.is_integer(preds.type) or pa.types.is_floating(preds.type)
+    return json_values(preds), preds.cast(pa.float64()) if numeric else pa.nulls(n, pa.float64())
 
 
 def _plain(value: Any) -> Any:

@@ -318,7 +318,7 @@ class EndpointRuntime:
             status = 200
             out = predictions_body(predictions)
             if router.shadow is not None and data.rows and router.wants_shadow():
-                self._shadow(router.shadow, data, rid, arrived)
+                self._shadow(router.shadow, data, rid, arrived, body)
         except RequestError as exc:
             status, out = exc.status, error_body(exc)
         except ModelFailed as exc:
@@ -364,6 +364,7 @@ class EndpointRuntime:
                     data.rows if ok and data is not None else None,
                     predictions if ok else None,
                     None if ok else out,
+                    body,
                 )
             )
         headers = [_JSON, (b"x-request-id", _header(rid))]
@@ -385,7 +386,9 @@ class EndpointRuntime:
                 self._route_headers[key] = found
         return found
 
-    def _shadow(self, slot: ModelSlot, data: ScoringInput, rid: str, arrived: float) -> None:
+    def _shadow(
+        self, slot: ModelSlot, data: ScoringInput, rid: str, arrived: float, body: bytes
+    ) -> None:
         if self._shadow_pending >= _SHADOW_BACKLOG:
             self.metrics.observe_shadow("skipped")
             return
@@ -398,7 +401,7 @@ class EndpointRuntime:
                 data = ScoringInput(schema.names, schema.types, schema.convert_records(records))
         except RequestError as exc:
             self.metrics.observe_shadow("error")
-            self._log_shadow(rid, arrived, handle, 400, start, None, None, error_body(exc))
+            self._log_shadow(rid, arrived, handle, 400, start, None, None, error_body(exc), body)
             return
         self._shadow_pending += 1
         future = self.batchers[slot.ref.uri].submit(handle, data)
@@ -406,18 +409,18 @@ class EndpointRuntime:
 
         def done(f: asyncio.Future[tuple[ModelHandle, list[Any]]]) -> None:
             self._shadow_pending -= 1
-            error = f.exception()
-            if error is not None:
+            failure = f.exception()
+            if failure is not None:
                 self.metrics.observe_shadow("error")
-                kind = getattr(error, "kind", type(error).__name__)
-                body = error_body(
+                kind = getattr(failure, "kind", type(failure).__name__)
+                error = error_body(
                     RequestError(400, f"the model could not score this input ({kind})")
                 )
-                self._log_shadow(rid, arrived, handle, 400, start, None, None, body)
+                self._log_shadow(rid, arrived, handle, 400, start, None, None, error, body)
                 return
             used, predictions = f.result()
             self.metrics.observe_shadow("ok")
-            self._log_shadow(rid, arrived, used, 200, start, shadow_input, predictions, None)
+            self._log_shadow(rid, arrived, used, 200, start, shadow_input, predictions, None, body)
 
         future.add_done_callback(done)
 
@@ -431,6 +434,7 @@ class EndpointRuntime:
         data: ScoringInput | None,
         predictions: list[Any] | None,
         error: bytes | None,
+        body: bytes,
     ) -> None:
         if self.logger is None:
             return
@@ -448,6 +452,7 @@ class EndpointRuntime:
                 data.rows if data is not None else None,
                 predictions,
                 error,
+                body,
             )
         )
 

@@ -309,7 +309,7 @@ def _double_rows(rows: list[Any], width: int) -> list[tuple[Any, ...]] | None:
     Only plain numbers pass (booleans, strings, nulls and nested values take the slow path,
     which explains the first bad value); integers too large for a double do not pass.
     """
-    if {type(r) for r in rows} != {list} or {len(r) for r in rows} != {width}:
+    if set(map(type, rows)) != {list} or set(map(len, rows)) != {width}:
         return None
     kinds = set(map(type, itertools.chain.from_iterable(rows)))
     if not kinds <= _NUMBER_TYPES:

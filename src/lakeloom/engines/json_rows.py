@@ -1,21 +1,19 @@
-"""Arrow rows and values as JSON text, written by DuckDB's vectorised JSON writer.
+"""Arrow values as JSON text, written by DuckDB's vectorised JSON writer.
 
-About 0.5 us per row of ten floats on one thread, a fifth of what Arrow's string casts and
-joins cost, and without the GIL: what the endpoint's inference table needs to log every
+On one thread and without the GIL: what the endpoint's inference table needs to log every
 scored row without slowing the endpoint. NaN and infinities become ``null`` (JSON has no
-such numbers), binary values base64 text (as requests send them), times ISO-like text.
+such numbers), binary values base64 text (as requests send them), times ISO-like text,
+lists and structs JSON arrays and objects.
 """
 
 from __future__ import annotations
 
-import json
 import threading
-from collections.abc import Sequence
 
 import duckdb
 import pyarrow as pa
 
-__all__ = ["json_objects", "json_values"]
+__all__ = ["json_values"]
 
 _local = threading.local()
 
@@ -29,10 +27,6 @@ def _connection() -> duckdb.DuckDBPyConnection:
         con.execute("set TimeZone='UTC'")
         _local.con = con
     return con
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _value(column: str, t: pa.DataType) -> str:
@@ -52,21 +46,6 @@ def _run(table: pa.Table, expression: str) -> pa.Array:
     finally:
         con.unregister("__lakeloom_json")
     return out.column(0).combine_chunks().cast(pa.string())
-
-
-def json_objects(columns: Sequence[pa.Array], keys: Sequence[str]) -> pa.Array:
-    """Row ``i`` of the equally long ``columns`` as a JSON object ``{key: value}``."""
-    if not columns:
-        raise ValueError("json_objects needs at least one column")
-    names = [f"c{i}" for i in range(len(columns))]
-    table = pa.table(list(columns), names=names)
-    # Concatenated rather than a struct: keys may differ only in case, which structs refuse.
-    parts = []
-    for i, (key, name, col) in enumerate(zip(keys, names, columns, strict=True)):
-        head = ("{" if i == 0 else ",") + json.dumps(key) + ":"
-        parts += [_literal(head), _text(name, col.type)]
-    parts.append("'}'")
-    return _run(table, f"concat({', '.join(parts)})")
 
 
 def _text(column: str, t: pa.DataType) -> str:
