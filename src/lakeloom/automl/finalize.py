@@ -135,14 +135,17 @@ def _fit_member(
     return _export(est, trial.learner)
 
 
-def _folds(X: pd.DataFrame, y: np.ndarray, classify: bool, seed: int) -> list[np.ndarray]:
-    """The rows each of the 5 out-of-fold predictions is made for (the same for every model)."""
+def _folds(
+    X: pd.DataFrame, y: np.ndarray, classify: bool, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The 5 (fit rows, predicted rows) splits of the out-of-fold predictions (the same for
+    every model)."""
     splitter: KFold | StratifiedKFold
     if classify and np.min(np.bincount(y.astype(int))) >= 5:
         splitter = StratifiedKFold(5, shuffle=True, random_state=seed)
     else:
         splitter = KFold(5, shuffle=True, random_state=seed)
-    return [pred_idx for _, pred_idx in splitter.split(X, y)]
+    return list(splitter.split(X, y))
 
 
 def _oof(
@@ -157,9 +160,7 @@ def _oof(
     n_jobs: int,
 ) -> np.ndarray:
     out = np.zeros((len(X), n_classes)) if classify else np.zeros(len(X))
-    everything = np.arange(len(X))
-    for pred_idx in _folds(X, y, classify, seed):
-        fit_idx = np.setdiff1d(everything, pred_idx, assume_unique=True)
+    for fit_idx, pred_idx in _folds(X, y, classify, seed):
         model = _fit_member(trial, result, X.iloc[fit_idx], y[fit_idx], n_jobs, math.inf)
         out[pred_idx] = _output(model, X.iloc[pred_idx], classify, n_classes)
     return out
@@ -245,11 +246,15 @@ def finalize(
         weights, ens_loss = greedy_weights(preds, lambda p: metric.loss(y, p))
         chosen = [(c, w) for c, w in zip(pool, weights, strict=True) if w > 0]
         default = default_lgbm(result.trials)
-        if default is not None and any(c is default for c in pool):
-            d = next(i for i, c in enumerate(pool) if c is default)
+        d = next((i for i, c in enumerate(pool) if c is default), None)
+        if default is not None and d is not None:
             winner = sum(w * p for w, p in zip(weights, preds, strict=True) if w > 0)
             if chosen != [(default, 1.0)] and not clearly_better(
-                np.asarray(winner), preds[d], y, _folds(X, y, classify, seed), metric
+                np.asarray(winner),
+                preds[d],
+                y,
+                [rows for _, rows in _folds(X, y, classify, seed)],
+                metric,
             ):
                 notes.append(
                     "the tuned models did not beat LightGBM's defaults by more than one "

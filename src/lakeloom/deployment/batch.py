@@ -243,19 +243,16 @@ def score_table(
         mlmodel = Model.load(str(folder / "MLmodel"))
         flavors = mlmodel.flavors
         metadata = mlmodel.metadata or {}
+        inputs = _PlanInputs(
+            ctx, folder, mlmodel, source, input_schema, key_list, provenance, resolved,
+            tuple(trusted_types), counter,
+        )  # fmt: skip
         if "spark" in flavors:
-            plan = _spark_ml_plan(
-                ctx, folder, mlmodel, source, input_schema, key_list, provenance, resolved
-            )
+            plan = _spark_ml_plan(inputs)
         elif metadata.get("lakeloom_feature_aware"):
-            plan = _feature_aware_plan(
-                ctx, folder, source, input_schema, key_list, provenance, resolved, trusted_types
-            )
+            plan = _feature_aware_plan(inputs)
         else:
-            plan = _plain_plan(
-                ctx, folder, mlmodel, source, input_schema, key_list, provenance, resolved,
-                trusted_types, counter,
-            )  # fmt: skip
+            plan = _plain_plan(inputs)
         if mode == "merge" and not plan.keys:
             raise InvalidArgument(
                 "mode 'merge' needs key columns to match rows on; pass keys=[...] (--keys)"
@@ -314,51 +311,54 @@ def _identity(fn: Any) -> Any:
     return fn
 
 
-def _plain_plan(
-    ctx: BatchScoringContext,
-    folder: Path,
-    mlmodel: Any,
-    source: Any,
-    input_schema: pa.Schema,
-    keys: list[str] | None,
-    provenance: Provenance,
-    resolved: ResolvedModel,
-    trusted_types: Sequence[str],
-    counter: _Counter,
-) -> _Plan:
-    loaded = LoadedModel(str(folder), tuple(trusted_types), f"model {resolved.uri}")
+@dataclass(frozen=True)
+class _PlanInputs:
+    """What every scoring plan starts from: the downloaded model and the input."""
+
+    ctx: BatchScoringContext
+    folder: Path
+    mlmodel: Any
+    source: Any
+    input_schema: pa.Schema
+    keys: list[str] | None
+    provenance: Provenance
+    resolved: ResolvedModel
+    trusted_types: tuple[str, ...]
+    counter: _Counter
+
+
+def _plain_plan(inputs: _PlanInputs) -> _Plan:
+    ctx, input_schema, resolved = inputs.ctx, inputs.input_schema, inputs.resolved
+    keys = inputs.keys
+    loaded = LoadedModel(str(inputs.folder), inputs.trusted_types, f"model {resolved.uri}")
     estimator = loaded.model
-    columns = model_columns(estimator, mlmodel)
+    columns = model_columns(estimator, inputs.mlmodel)
     _check_model_columns(columns, input_schema, resolved.uri)
     if keys is None:  # the input's columns that the model does not take
         used = set(columns or [])
         keys = [c for c in input_schema.names if c not in used] if columns is not None else []
     _check_keys(keys, input_schema)
     classes = classes_of(estimator)
-    prediction = pa.array(classes).type if classes is not None else signature_output_type(mlmodel)
+    if classes is not None:
+        prediction = pa.array(classes).type
+    else:
+        prediction = signature_output_type(inputs.mlmodel)
     if classes is not None and pa.types.is_large_string(prediction):
         prediction = pa.string()
     schema = output_fields(keys, input_schema, prediction, classes or [])
-    scorer = BatchScorer(loaded, columns, keys, classes, schema, provenance)
-    mapped = ctx.engine.map_batches(source, counter.wrap(scorer), schema)
-    return _Plan(source, input_schema, keys, mapped)
+    scorer = BatchScorer(loaded, columns, keys, classes, schema, inputs.provenance)
+    mapped = ctx.engine.map_batches(inputs.source, inputs.counter.wrap(scorer), schema)
+    return _Plan(inputs.source, input_schema, keys, mapped)
 
 
-def _feature_aware_plan(
-    ctx: BatchScoringContext,
-    folder: Path,
-    source: Any,
-    input_schema: pa.Schema,
-    keys: list[str] | None,
-    provenance: Provenance,
-    resolved: ResolvedModel,
-    trusted_types: Sequence[str],
-) -> _Plan:
+def _feature_aware_plan(inputs: _PlanInputs) -> _Plan:
     import mlflow.pyfunc
 
     from lakeloom.features.feature_model import is_feature_aware
     from lakeloom.features.tables import FeatureTables
 
+    ctx, input_schema, resolved = inputs.ctx, inputs.input_schema, inputs.resolved
+    keys, source, folder = inputs.keys, inputs.source, inputs.folder
     with using_tracking(ctx.tracking):
         fam = is_feature_aware(mlflow.pyfunc.load_model(str(folder)))
     if fam is None or fam.spec is None:
@@ -404,23 +404,16 @@ def _feature_aware_plan(
     prediction = pa.array(classes).type if classes is not None else pa.float64()
     schema = output_fields(keys, joined_schema, prediction, classes or [])
     loaded = LoadedModel(
-        str(folder / "artifacts" / "model"), tuple(trusted_types), f"model {resolved.uri}"
+        str(folder / "artifacts" / "model"), inputs.trusted_types, f"model {resolved.uri}"
     )
     loaded._model = inner
-    scorer = BatchScorer(loaded, columns, keys, classes, schema, provenance)
+    scorer = BatchScorer(loaded, columns, keys, classes, schema, inputs.provenance)
     return _Plan(joined, joined_schema, keys, ctx.engine.map_batches(joined, scorer, schema))
 
 
-def _spark_ml_plan(
-    ctx: BatchScoringContext,
-    folder: Path,
-    mlmodel: Any,
-    source: Any,
-    input_schema: pa.Schema,
-    keys: list[str] | None,
-    provenance: Provenance,
-    resolved: ResolvedModel,
-) -> _Plan:
+def _spark_ml_plan(inputs: _PlanInputs) -> _Plan:
+    ctx, input_schema, resolved = inputs.ctx, inputs.input_schema, inputs.resolved
+    keys = inputs.keys
     if ctx.engine.name != "spark":
         raise InvalidArgument(
             f"{resolved.uri} is a Spark ML model: score it on the spark engine "
@@ -431,14 +424,14 @@ def _spark_ml_plan(
 
     from lakeloom.training.spark_ml import load_spark_model
 
-    columns = signature_columns(mlmodel)
+    columns = signature_columns(inputs.mlmodel)
     _check_model_columns(columns, input_schema, resolved.uri)
     if keys is None:
         used = set(columns or [])
         keys = [c for c in input_schema.names if c not in used]
     _check_keys(keys, input_schema)
-    pipeline = load_spark_model(str(folder / "sparkml"), ctx.engine)
-    frame = ctx.engine.read(source) if isinstance(source, TableRef) else source
+    pipeline = load_spark_model(str(inputs.folder / "sparkml"), ctx.engine)
+    frame = ctx.engine.read(inputs.source) if isinstance(inputs.source, TableRef) else inputs.source
     scored = pipeline.transform(frame)
     labels: list[str] = []
     last = pipeline.stages[-1] if getattr(pipeline, "stages", None) else None
@@ -452,10 +445,10 @@ def _spark_ml_plan(
         out.extend(probs[i].alias(f"probability_{label}") for i, label in enumerate(labels))
     out.extend(
         [
-            F.lit(provenance.model_name).cast("string").alias("model_name"),
-            F.lit(provenance.model_version).cast("long").alias("model_version"),
-            F.lit(provenance.run_id).cast("string").alias("run_id"),
-            F.lit(provenance.scored_at).cast("timestamp").alias("scored_at"),
+            F.lit(inputs.provenance.model_name).cast("string").alias("model_name"),
+            F.lit(inputs.provenance.model_version).cast("long").alias("model_version"),
+            F.lit(inputs.provenance.run_id).cast("string").alias("run_id"),
+            F.lit(inputs.provenance.scored_at).cast("timestamp").alias("scored_at"),
         ]
     )
     output_fields(keys, input_schema, pa.string(), labels)  # names checked like the others

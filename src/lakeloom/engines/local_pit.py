@@ -170,7 +170,11 @@ def point_in_time_join(
 ) -> pa.Table:
     """See :meth:`lakeloom.engines.base.Engine.point_in_time_join`."""
     base = _spine_table(spine)
-    sources = [_Source(engine, lk.table, lk.version) for lk in lookups]
+    opened: dict[tuple[str, int | None], _Source] = {}
+    for lk in lookups:  # lookups of the same table version share its Delta log read
+        if (lk.table.uri, lk.version) not in opened:
+            opened[lk.table.uri, lk.version] = _Source(engine, lk.table, lk.version)
+    sources = [opened[lk.table.uri, lk.version] for lk in lookups]
     check_lookups(base.schema, lookups, [source.schema for source in sources])
     con = engine._connect()
 
