@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,7 +34,7 @@ def future_index(index: pd.DatetimeIndex, frequency: str, h: int) -> pd.Datetime
     return pd.date_range(index[-1], periods=h + 1, freq=frequency)[1:]
 
 
-class SeriesForecaster:
+class SeriesForecaster(ABC):
     """Base: ``fit(y)`` then ``forecast(h)``."""
 
     name = "base"
@@ -42,8 +43,9 @@ class SeriesForecaster:
         self.y_ = y.astype(float)
         return self
 
+    @abstractmethod
     def forecast(self, h: int) -> np.ndarray:
-        raise NotImplementedError
+        """The next ``h`` values after the series given to :meth:`fit`."""
 
 
 class Naive(SeriesForecaster):
