@@ -83,3 +83,67 @@ def test_sampling_and_backpressure(registry: Registry) -> None:
     assert logger.rows_dropped == 3
     assert logger.flush() == 5
     assert registry.ws.tables.read("lakeloom.inference_unit").num_rows == 5
+
+
+def test_a_busy_endpoint_writes_before_the_interval(registry: Registry) -> None:
+    """A quarter of max_pending_rows waiting wakes the writer (the interval here is an hour)."""
+    config = InferenceTableConfig(max_pending_rows=40, flush_interval_s=3600)
+    logger = InferenceLogger(registry.ws.tables, "lakeloom.inference_early", "early", config)
+    logger.start()
+    try:
+        rows = [(float(i),) for i in range(10)]
+        preds = [0.5] * 10
+        logger.log(
+            LogEntry("r", time.time(), "a", "m", 1, 200, 1.0, ("x",), ("double",), rows, preds)
+        )
+        deadline = time.monotonic() + 30
+        while logger.rows_written < 10 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert logger.rows_written == 10
+    finally:
+        logger.stop()
+
+
+def test_the_batcher_scores_and_logs_all_double_rows_as_one_matrix(registry: Registry) -> None:
+    """The LightGBM fast path: one float64 matrix per batch, kept for the inference table."""
+    import asyncio
+
+    import numpy as np
+
+    from lakeloom.deployment.batching import MicroBatcher
+    from lakeloom.deployment.config import parse_model_ref
+    from lakeloom.deployment.inference_log import build_table
+    from lakeloom.deployment.models import load_version
+    from lakeloom.deployment.protocol import ScoringInput
+
+    handle = load_version(registry.ws.tracking, parse_model_ref("models:/lgb_model@live"), 1)
+    schema = handle.input_schema
+    assert schema is not None
+    rng = np.random.default_rng(3)
+    requests = [[tuple(rng.normal(size=6).tolist()) for _ in range(n)] for n in (3, 1, 5)]
+    requests[1] = [(float("nan"), *requests[1][0][1:])]  # a missing value
+
+    async def score() -> list[tuple[ScoringInput, list[float]]]:
+        batcher = MicroBatcher("unit", asyncio.get_running_loop(), max_batch_size=64)
+        try:
+            inputs = [ScoringInput(schema.names, schema.types, rows) for rows in requests]
+            futures = [batcher.submit(handle, data) for data in inputs]
+            answers = await asyncio.gather(*futures)
+        finally:
+            batcher.close()
+        return [(data, preds) for data, (_, preds) in zip(inputs, answers, strict=True)]
+
+    scored = asyncio.run(score())
+    for data, preds in scored:
+        assert data.matrix is not None and data.matrix.dtype == np.float64
+        assert np.array_equal(data.matrix, np.array(data.rows, dtype=np.float64), equal_nan=True)
+        assert preds == handle.predict(schema.names, schema.types, data.rows)
+    entries = [
+        LogEntry("r", time.time(), "a", "m", 1, 200, 1.0, d.columns, d.types, d.rows, p, matrix=m)
+        for d, p in scored
+        for m in (d.matrix,)
+    ]
+    table = build_table(entries, "unit").to_pylist()
+    assert [r[schema.names[0]] for r in table] == [
+        None if np.isnan(row[0]) else row[0] for rows in requests for row in rows
+    ]

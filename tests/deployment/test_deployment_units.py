@@ -256,6 +256,43 @@ def test_unreadable_bodies() -> None:
         assert info.value.status == status, (body[:20], content_type)
 
 
+def test_json_the_fast_parser_refuses_is_read_like_python_reads_it() -> None:
+    """A BOM, NaN, Infinity: accepted as Python's json (and MLflow's server) accepts them."""
+    bodies = [
+        b'\xef\xbb\xbf{"dataframe_split": {"columns": ["x"], "data": [[1.5]]}}',
+        b'{"dataframe_split": {"columns": ["x"], "data": [[NaN]]}}',
+        b'{"dataframe_split": {"columns": ["x"], "data": [[-Infinity]]}}',
+    ]
+    values = []
+    for body in bodies:
+        payload = decode(body, "application/json", "k")
+        assert payload.layout == "split" and payload.columns == ["x"]
+        values.append(payload.data[0][0])
+    assert values[0] == 1.5 and math.isnan(values[1]) and values[2] == -math.inf
+    # An integer over 64 bits is read as its nearest double: a long column refuses it.
+    huge = b'{"dataframe_split": {"columns": ["n"], "data": [[' + b"9" * 30 + b"]]}}"
+    payload = decode(huge, "application/json", "k")
+    assert payload.data == [[1e30]]
+    with pytest.raises(RequestError, match="out of the range of long"):
+        payload.to_input(InputSchema([ColumnSpec("n", "long")]), 10)
+
+
+def test_predictions_body() -> None:
+    import numpy as np
+
+    from lakeloom.deployment.protocol import predictions_body
+
+    assert predictions_body([0.25, 1, "a", None]) == b'{"predictions":[0.25,1,"a",null]}'
+    # JSON has no NaN: a non-finite prediction is null (as in the inference table).
+    assert json.loads(predictions_body([math.nan, math.inf])) == {"predictions": [None, None]}
+    assert json.loads(predictions_body([np.float32(0.5), np.array([1, 2])])) == {
+        "predictions": [0.5, [1, 2]]
+    }
+    assert json.loads(predictions_body([{1: "a"}])) == {"predictions": [{"1": "a"}]}
+    big = 2**70  # over 64 bits: written by Python's encoder
+    assert json.loads(predictions_body([big])) == {"predictions": [big]}
+
+
 def test_schemaless_inference_refuses_mixed_columns() -> None:
     ok = _rows({"dataframe_records": [{"a": 1, "b": "x"}, {"a": 2.5, "b": None}]}, None)
     assert ok == [(1, "x"), (2.5, None)]
@@ -321,6 +358,31 @@ def test_inference_rows_hold_json_and_typed_columns() -> None:
     out = build_table([labels], "ep").to_pylist()[0]
     assert json.loads(out["response"]) == "yes" and out["prediction"] is None
     assert out["request"] is None  # no body recorded
+
+
+def test_logged_from_the_scored_matrix_as_from_the_rows() -> None:
+    import time
+
+    import numpy as np
+
+    from lakeloom.deployment.inference_log import LogEntry, build_table
+
+    cols, types = ("x", "y"), ("double", "double")
+    requests = [[(1.0, math.nan), (3, 2.5)], [(0.5, -1.0)]]
+    entries = []
+    for rows in requests:
+        matrix = np.array(rows, dtype=np.float64)
+        preds = [0.1] * len(rows)
+        args = ("r", time.time(), "a", "m", 1, 200, 1.0, cols, types, rows, preds)
+        entries.append((LogEntry(*args), LogEntry(*args, matrix=matrix)))
+    from_rows = build_table([e for e, _ in entries], "ep")
+    from_matrix = build_table([e for _, e in entries], "ep")
+    assert from_matrix.equals(from_rows)
+    assert [(r["x"], r["y"]) for r in from_matrix.to_pylist()] == [
+        (1.0, None),
+        (3.0, 2.5),
+        (0.5, -1.0),
+    ]
 
 
 def test_missing_floats_are_logged_as_nulls() -> None:

@@ -7,10 +7,14 @@ and hands the results back to the loop in one callback. While the worker predict
 requests queue up, so batches grow with the load by themselves; ``max_wait_s`` optionally
 holds a lone first row back for company when the worker is idle.
 
-A handle that offers ``predict_enriched`` (a feature-aware model) also returns the rows as
-it scored them; each request's rows are replaced by those, so the inference table logs what
-the model saw. Rows go to the handle they were checked against (the one the slot served
-when the request arrived), so a hot swap never mixes schemas. When a batch's predict call fails, its
+A handle that offers ``predict_matrix`` scores all-double rows as one float64 matrix; the
+matrix built for a batch stays with each request's rows (``ScoringInput.matrix``), so the
+inference table does not convert the rows again. A handle that offers ``predict_enriched``
+(a feature-aware model) also returns the rows as it scored them; each request's rows are
+replaced by those, so the inference table logs what the model saw.
+
+Rows go to the handle they were checked against (the one the slot served when the request
+arrived), so a hot swap never mixes schemas. When a batch's predict call fails, its
 requests are scored one by one, so one bad request cannot fail its neighbours.
 """
 
@@ -23,6 +27,8 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from lakeloom.deployment.models import ModelHandle
 from lakeloom.deployment.protocol import ScoringInput
@@ -151,10 +157,15 @@ class MicroBatcher:
         data = group[0].data
         rows = data.rows if len(group) == 1 else [r for it in group for r in it.data.rows]
         enrich = getattr(handle, "predict_enriched", None)
+        by_matrix = getattr(handle, "predict_matrix", None)
         scored: list[tuple[Any, ...]] | None = None
+        matrix: np.ndarray[Any, Any] | None = None
         try:
             if enrich is not None:
                 predictions, scored = enrich(data.columns, data.types, rows)
+            elif by_matrix is not None and _all_double(data.types):
+                matrix = np.array(rows, dtype=np.float64)
+                predictions = by_matrix(data.columns, matrix)
             else:
                 predictions = handle.predict(data.columns, data.types, rows)
         except Exception as exc:
@@ -182,9 +193,16 @@ class MicroBatcher:
                 # The rows as scored (looked-up features filled in) are what gets logged;
                 # the loop reads them only after this batch's results are delivered.
                 it.data.rows = scored[start : start + n]
+                it.data.matrix = None
+            elif matrix is not None:
+                it.data.matrix = matrix[start : start + n]
             out.append((it, (handle, predictions[start : start + n]), None))
             start += n
         return out
+
+
+def _all_double(types: tuple[str, ...]) -> bool:
+    return all(t == "double" for t in types)
 
 
 def _deliver(results: list[tuple[_Item, Any, BaseException | None]]) -> None:

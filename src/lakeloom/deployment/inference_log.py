@@ -27,12 +27,12 @@ about as much as scoring (a 100-row request: ~200 us). ``request`` is what the c
 routing key and all; to see one row as JSON, ``to_json`` its typed columns in SQL.
 
 The serving loop only appends a small record to a deque. A writer thread turns what
-accumulated into one Arrow table every ``flush_interval`` (JSON columns are written by
-DuckDB, vectorised, without holding the GIL) and appends it with the
-lakehouse's own ``Tables.write``; every ``optimize_interval`` it compacts the table's
-small files with ``Tables.optimize``. When
-the writer falls behind by ``max_pending_rows``, new rows are dropped and counted rather
-than slowing the endpoint down.
+accumulated into one Arrow table every ``flush_interval``, or as soon as a quarter of
+``max_pending_rows`` is waiting (JSON columns are written by DuckDB, vectorised, without
+holding the GIL; float inputs come from the matrix the model scored), and appends it with
+the lakehouse's own ``Tables.write``; every ``optimize_interval`` it compacts the table's
+small files with ``Tables.optimize``. When the writer falls behind by ``max_pending_rows``,
+new rows are dropped and counted rather than slowing the endpoint down.
 """
 
 from __future__ import annotations
@@ -107,6 +107,8 @@ class LogEntry:
     error: bytes | None = None
     #: The request body as received (None: not read, e.g. a body over the size limit).
     body: bytes | None = None
+    #: ``rows`` as the float64 matrix the model scored, when there is one (all doubles).
+    matrix: Any = None
 
 
 class InferenceLogger:
@@ -128,6 +130,8 @@ class InferenceLogger:
         self.optimizations = 0
         self.last_error: str | None = None
         self._wake = threading.Event()
+        #: Pending rows that wake the writer before its interval is up.
+        self._early = max(1, config.max_pending_rows // 4)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_optimize = time.monotonic()
@@ -141,6 +145,8 @@ class InferenceLogger:
             return
         self._queued_rows += n
         self._pending.append(entry)
+        if self._queued_rows - self._taken_rows >= self._early and not self._wake.is_set():
+            self._wake.set()  # a busy endpoint: write now rather than at the next interval
 
     # -- the writer ---------------------------------------------------------------------
     def start(self) -> None:
@@ -207,6 +213,8 @@ class InferenceLogger:
         optimize_every = self.config.optimize_interval_s
         while not self._stop.is_set():
             self._wake.wait(interval)
+            if not self._stop.is_set():
+                self._wake.clear()
             self.flush()
             if optimize_every > 0 and time.monotonic() - self._last_optimize >= optimize_every:
                 self.optimize()
@@ -334,7 +342,9 @@ def _scored_table(
         rows = [e.rows[0] for e in entries if e.rows]
         predictions = [e.predictions[0] if e.predictions else None for e in entries]
     typed: dict[str, pa.Array] = {}
-    arrays = _float_columns(rows, types)
+    arrays = _matrix_columns(entries, types)
+    if arrays is None:
+        arrays = _float_columns(rows, types)
     if arrays is None:
         arrays = [
             _typed(list(values), kind)
@@ -347,6 +357,28 @@ def _scored_table(
     meta["response"] = response
     meta["prediction"] = numbers
     return _ordered(meta, typed)
+
+
+def _matrix_columns(entries: list[LogEntry], types: tuple[str, ...]) -> list[pa.Array] | None:
+    """The typed columns from the matrices the model scored (None: some entry has none)."""
+    if not entries or any(e.matrix is None for e in entries):
+        return None
+    import numpy as np
+
+    matrices = [e.matrix for e in entries]
+    whole = matrices[0] if len(matrices) == 1 else np.concatenate(matrices)
+    if whole.ndim != 2 or whole.shape[1] != len(types):
+        return None
+    return _arrow_columns(np.ascontiguousarray(whole.T), types)
+
+
+def _arrow_columns(columns: Any, types: tuple[str, ...]) -> list[pa.Array]:
+    """Rows of a float matrix, transposed (one row per column), as Arrow columns."""
+    # A missing value reached the model as NaN; the table records it as a null.
+    return [
+        pa.array(columns[i], pa.float64() if kind == "double" else pa.float32(), from_pandas=True)
+        for i, kind in enumerate(types)
+    ]
 
 
 def _float_columns(rows: list[tuple[Any, ...]], types: tuple[str, ...]) -> list[pa.Array] | None:
@@ -369,12 +401,7 @@ def _float_columns(rows: list[tuple[Any, ...]], types: tuple[str, ...]) -> list[
             parts.append(part)
     except (TypeError, ValueError):
         return None
-    columns = np.ascontiguousarray(np.concatenate(parts).T)
-    # A missing value reached the model as NaN; the table records it as a null.
-    return [
-        pa.array(columns[i], pa.float64() if kind == "double" else pa.float32(), from_pandas=True)
-        for i, kind in enumerate(types)
-    ]
+    return _arrow_columns(np.ascontiguousarray(np.concatenate(parts).T), types)
 
 
 def _typed(values: list[Any], kind: str) -> pa.Array:

@@ -25,7 +25,9 @@ The default loader (:class:`PyfuncHandle`) loads with lakeloom's trust rules
 (:func:`lakeloom.models.load_model_dir`), takes the input schema from the MLflow signature
 and scores a pandas frame built once per micro-batch. A LightGBM booster whose inputs are
 all numeric is scored on a numpy matrix directly: that is exactly what MLflow's LightGBM
-pyfunc does after converting the frame, without the conversion.
+pyfunc does after converting the frame, without the conversion. Handles may offer
+``predict_matrix(columns, matrix)`` for all-double inputs: the micro-batcher then builds one
+float64 matrix per batch, and the inference table logs from it.
 
 Hot reload
 ----------
@@ -195,20 +197,29 @@ class PyfuncHandle:
         """Score ``rows`` (values in ``columns`` order)."""
         import pandas as pd
 
-        if self._booster is not None and self._order is not None:
-            matrix = np.array(rows, dtype=np.float64)
-            if self._order != list(range(len(self._order))):
-                matrix = matrix[:, self._order]
-            # Micro-batches are small: OpenMP threads cost more than they save there (and on a
-            # busy machine a thread waiting for a core stalls the whole call).
-            threads = 1 if len(rows) < _PARALLEL_ROWS else 0
-            return _predictions(self._booster.predict(matrix, num_threads=threads), len(rows))
+        if self._booster is not None:
+            return self.predict_matrix(columns, np.array(rows, dtype=np.float64))
         arrays = columns_of(rows, types)
         if arrays and len({a.dtype for a in arrays}) == 1 and arrays[0].dtype != object:
             frame = pd.DataFrame(np.column_stack(arrays), columns=list(columns), copy=False)
         else:
             frame = pd.DataFrame(dict(zip(columns, arrays, strict=True)), copy=False)
         return _predictions(self.model.predict(frame), len(rows))
+
+    def predict_matrix(self, columns: tuple[str, ...], matrix: np.ndarray[Any, Any]) -> list[Any]:
+        """Score all-double rows given as one float64 matrix (columns in ``columns`` order)."""
+        n = len(matrix)
+        if self._booster is None or self._order is None:
+            import pandas as pd
+
+            frame = pd.DataFrame(matrix, columns=list(columns), copy=False)
+            return _predictions(self.model.predict(frame), n)
+        if self._order != list(range(len(self._order))):
+            matrix = matrix[:, self._order]
+        # Micro-batches are small: OpenMP threads cost more than they save there (and on a
+        # busy machine a thread waiting for a core stalls the whole call).
+        threads = 1 if n < _PARALLEL_ROWS else 0
+        return _predictions(self._booster.predict(matrix, num_threads=threads), n)
 
     def warm_up(self) -> None:
         """Score the model's input example (or a row of zeros and empty strings)."""

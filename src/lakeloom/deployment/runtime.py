@@ -365,6 +365,7 @@ class EndpointRuntime:
                     predictions if ok else None,
                     None if ok else out,
                     body,
+                    data.matrix if ok and data is not None else None,
                 )
             )
         headers = [_JSON, (b"x-request-id", _header(rid))]
@@ -453,6 +454,7 @@ class EndpointRuntime:
                 predictions,
                 error,
                 body,
+                data.matrix if data is not None else None,
             )
         )
 
