@@ -85,23 +85,37 @@ def test_sampling_and_backpressure(registry: Registry) -> None:
     assert registry.ws.tables.read("lakeloom.inference_unit").num_rows == 5
 
 
-def test_a_busy_endpoint_writes_before_the_interval(registry: Registry) -> None:
-    """A quarter of max_pending_rows waiting wakes the writer (the interval here is an hour)."""
+def test_a_busy_endpoint_converts_early_and_commits_once_per_interval(
+    registry: Registry,
+) -> None:
+    """A quarter of max_pending_rows waiting wakes the writer to convert them to Arrow (so
+    they no longer count against the limit); it commits at the interval (an hour here), or
+    once max_pending_rows are converted."""
     config = InferenceTableConfig(max_pending_rows=40, flush_interval_s=3600)
     logger = InferenceLogger(registry.ws.tables, "lakeloom.inference_early", "early", config)
+    rows = [(float(i),) for i in range(10)]
+    entry = LogEntry("r", time.time(), "a", "m", 1, 200, 1.0, ("x",), ("double",), rows, [0.5] * 10)
+
+    def wait(condition: Any) -> None:
+        deadline = time.monotonic() + 30
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert condition(), logger.status()
+
     logger.start()
     try:
-        rows = [(float(i),) for i in range(10)]
-        preds = [0.5] * 10
-        logger.log(
-            LogEntry("r", time.time(), "a", "m", 1, 200, 1.0, ("x",), ("double",), rows, preds)
-        )
-        deadline = time.monotonic() + 30
-        while logger.rows_written < 10 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert logger.rows_written == 10
+        for n in range(1, 4):
+            logger.log(entry)
+            wait(lambda n=n: logger._staged_rows == 10 * n)
+            assert logger.status()["rows_pending"] == 0 and logger.rows_written == 0
+        logger.log(entry)  # 40 rows converted: committed without waiting for the interval
+        wait(lambda: logger.rows_written == 40)
+        assert logger.rows_dropped == 0 and logger._staged_rows == 0
+        logger.log(entry)
     finally:
-        logger.stop()
+        logger.stop()  # writes what is left
+    assert logger.rows_written == 50
+    assert registry.ws.tables.read("lakeloom.inference_early").num_rows == 50
 
 
 def test_the_batcher_scores_and_logs_all_double_rows_as_one_matrix(registry: Registry) -> None:

@@ -26,13 +26,15 @@ columns hold each row already, and re-encoding them as JSON text cost the servin
 about as much as scoring (a 100-row request: ~200 us). ``request`` is what the client sent,
 routing key and all; to see one row as JSON, ``to_json`` its typed columns in SQL.
 
-The serving loop only appends a small record to a deque. A writer thread turns what
-accumulated into one Arrow table every ``flush_interval``, or as soon as a quarter of
-``max_pending_rows`` is waiting (JSON columns are written by DuckDB, vectorised, without
-holding the GIL; float inputs come from the matrix the model scored), and appends it with
-the lakehouse's own ``Tables.write``; every ``optimize_interval`` it compacts the table's
-small files with ``Tables.optimize``. When the writer falls behind by ``max_pending_rows``,
-new rows are dropped and counted rather than slowing the endpoint down.
+The serving loop only appends a small record to a deque. A writer thread converts what
+accumulated to Arrow as soon as a quarter of ``max_pending_rows`` is waiting, or every
+``flush_interval`` (JSON columns are written by DuckDB, vectorised, without holding the GIL;
+float inputs come from the matrix the model scored), and appends it with the lakehouse's own
+``Tables.write`` once per ``flush_interval``: a commit's Delta log work grows with the
+table's files, so a busy endpoint converts more often but does not commit more often. Every
+``optimize_interval`` the writer compacts the table's small files with ``Tables.optimize``.
+When the writer falls behind by ``max_pending_rows``, new rows are dropped and counted rather
+than slowing the endpoint down.
 """
 
 from __future__ import annotations
@@ -130,11 +132,16 @@ class InferenceLogger:
         self.optimizations = 0
         self.last_error: str | None = None
         self._wake = threading.Event()
-        #: Pending rows that wake the writer before its interval is up.
+        #: Pending rows that wake the writer to convert them before its interval is up.
         self._early = max(1, config.max_pending_rows // 4)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_optimize = time.monotonic()
+        # Converted to Arrow, not yet committed (the writer thread's, under the lock).
+        self._lock = threading.Lock()
+        self._staged: list[pa.Table] = []
+        self._staged_rows = 0
+        self._last_commit = time.monotonic()
 
     # -- the loop side ------------------------------------------------------------------
     def log(self, entry: LogEntry) -> None:
@@ -166,24 +173,53 @@ class InferenceLogger:
 
     def flush(self) -> int:
         """Write everything pending now (from any thread); returns the rows written."""
+        with self._lock:
+            self._stage()
+            return self._commit()
+
+    def _stage(self) -> None:
+        """Convert the pending entries to Arrow: compact, and off the loop's queue."""
         entries = []
         while self._pending:
             entries.append(self._pending.popleft())
         if not entries:
-            return 0
+            return
         self._taken_rows += sum(len(e.rows) if e.rows else 1 for e in entries)
         try:
             table = build_table(entries, self.endpoint)
-            self._write(table)
         except Exception as exc:
-            self.write_errors += 1
-            self.last_error = (
-                f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
-            )
-            log.warning("cannot write %d rows to %s: %s", len(entries), self.table, self.last_error)
+            self._failed(exc, len(entries))
+            return
+        self._staged.append(table)
+        self._staged_rows += table.num_rows
+
+    def _commit(self) -> int:
+        """Append what is staged to the table in one commit; returns the rows written."""
+        self._last_commit = time.monotonic()
+        staged, self._staged, self._staged_rows = self._staged, [], 0
+        if not staged:
             return 0
-        self.rows_written += table.num_rows
-        return table.num_rows
+        try:
+            parts = [pa.concat_tables(staged, promote_options="permissive")]
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # inputs whose types clash: one by one
+            parts = staged
+        written = 0
+        for table in parts:
+            try:
+                self._write(table)
+            except Exception as exc:
+                self._failed(exc, table.num_rows)
+                continue
+            written += table.num_rows
+        self.rows_written += written
+        return written
+
+    def _failed(self, exc: Exception, count: int) -> None:
+        self.write_errors += 1
+        self.last_error = (
+            f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+        )
+        log.warning("cannot write %d rows to %s: %s", count, self.table, self.last_error)
 
     def optimize(self) -> None:
         """Compact the table's small files (errors are logged, not raised)."""
@@ -212,10 +248,16 @@ class InferenceLogger:
         interval = self.config.flush_interval_s
         optimize_every = self.config.optimize_interval_s
         while not self._stop.is_set():
-            self._wake.wait(interval)
+            self._wake.wait(max(0.0, interval - (time.monotonic() - self._last_commit)))
             if not self._stop.is_set():
                 self._wake.clear()
-            self.flush()
+            with self._lock:
+                self._stage()
+                # One commit per interval: each commit costs the Delta log work, which grows
+                # with the table's files, so a busy endpoint stages rows but commits no more.
+                due = time.monotonic() - self._last_commit >= interval
+                if due or self._staged_rows >= self.config.max_pending_rows:
+                    self._commit()
             if optimize_every > 0 and time.monotonic() - self._last_optimize >= optimize_every:
                 self.optimize()
         self.flush()
@@ -334,22 +376,21 @@ def _scored_table(
         row = np.arange(total) - starts
         meta["row"] = pa.array(row.astype(np.int32))
         meta["request"] = bodies.take(pa.array(entry, mask=row != 0))
-        rows = [r for e in entries for r in (e.rows or ())]
         predictions = [p for e in entries for p in (e.predictions or ())]
     else:
         meta["row"] = pa.array(np.zeros(total, dtype=np.int32))
         meta["request"] = bodies
-        rows = [e.rows[0] for e in entries if e.rows]
         predictions = [e.predictions[0] if e.predictions else None for e in entries]
     typed: dict[str, pa.Array] = {}
     arrays = _matrix_columns(entries, types)
     if arrays is None:
+        rows = [r for e in entries for r in (e.rows or ())]
         arrays = _float_columns(rows, types)
-    if arrays is None:
-        arrays = [
-            _typed(list(values), kind)
-            for kind, values in zip(types, zip(*rows, strict=True), strict=True)
-        ]
+        if arrays is None:
+            arrays = [
+                _typed(list(values), kind)
+                for kind, values in zip(types, zip(*rows, strict=True), strict=True)
+            ]
     for name, array in zip(columns, arrays, strict=True):
         column = "input_" + name if name in META_COLUMNS else name
         typed[column] = array
