@@ -161,3 +161,48 @@ def test_the_batcher_scores_and_logs_all_double_rows_as_one_matrix(registry: Reg
     assert [r[schema.names[0]] for r in table] == [
         None if np.isnan(row[0]) else row[0] for rows in requests for row in rows
     ]
+
+
+def test_batches_take_whole_requests_up_to_the_cap() -> None:
+    """While the worker predicts, requests queue; the next call takes whole requests up to
+    max_batch_size rows (a request larger than the cap goes alone, never split)."""
+    import asyncio
+    import threading
+
+    from lakeloom.deployment.batching import MicroBatcher
+    from lakeloom.deployment.protocol import ScoringInput
+
+    release = threading.Event()
+    calls: list[int] = []
+
+    class Handle:
+        name, version, input_schema = "m", 1, None
+
+        def predict(self, columns: Any, types: Any, rows: list[Any]) -> list[float]:
+            calls.append(len(rows))
+            release.wait(10)  # the first call holds the worker while the others queue
+            return [float(r[0]) for r in rows]
+
+        def warm_up(self) -> None:
+            pass
+
+    sizes = [1, 100, 100, 50, 300, 20]
+
+    async def score() -> list[list[float]]:
+        batcher = MicroBatcher("cap", asyncio.get_running_loop(), max_batch_size=250)
+        handle = Handle()
+        try:
+            inputs = [ScoringInput(("x",), ("long",), [(i,)] * n) for i, n in enumerate(sizes)]
+            first = batcher.submit(handle, inputs[0])
+            while not calls:  # the worker is busy with the first request
+                await asyncio.sleep(0.01)
+            rest = [batcher.submit(handle, data) for data in inputs[1:]]
+            release.set()
+            answers = await asyncio.gather(first, *rest)
+        finally:
+            batcher.close()
+        return [preds for _, preds in answers]
+
+    answers = asyncio.run(score())
+    assert calls == [1, 250, 300, 20]  # 100 + 100 + 50; 300 alone; then 20
+    assert answers == [[float(i)] * n for i, n in enumerate(sizes)]

@@ -65,36 +65,24 @@ class BatchStats:
 
 
 class MicroBatcher:
-    """Coalesces concurrent requests into predict calls, on a worker thread or on the loop."""
+    """Coalesces concurrent requests into predict calls on a worker thread."""
 
     def __init__(
         self,
         name: str,
         loop: asyncio.AbstractEventLoop,
         *,
-        max_batch_size: int = 64,
+        max_batch_size: int = 1024,
         max_wait_s: float = 0.0,
-        on_loop: bool = False,
     ) -> None:
         self.name = name
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_s
-        #: Predict on the event loop (models that look features up still use the thread).
-        self.on_loop = on_loop
         self.stats = BatchStats()
         self._loop = loop
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._waiting: list[_Item] = []  # loop mode: the requests of the next flush
-        self._waiting_rows = 0
-        self._flush_at: asyncio.Handle | None = None
-        self._timed = False
-        if not on_loop:
-            self._start_thread()
-
-    def _start_thread(self) -> None:
         self._thread = threading.Thread(
-            target=self._run, name=f"lakeloom-batcher-{self.name}", daemon=True
+            target=self._run, name=f"lakeloom-batcher-{name}", daemon=True
         )
         self._thread.start()
 
@@ -103,52 +91,13 @@ class MicroBatcher:
     ) -> asyncio.Future[tuple[ModelHandle, list[Any]]]:
         """Queue ``data`` for ``handle``; the future gets ``(handle, predictions)``."""
         future: asyncio.Future[tuple[ModelHandle, list[Any]]] = self._loop.create_future()
-        item = _Item(future, handle, data)
-        if self.on_loop and not hasattr(handle, "predict_enriched"):
-            self._wait(item)
-        else:
-            if self._thread is None:
-                self._start_thread()
-            self._queue.put(item)
+        self._queue.put(_Item(future, handle, data))
         return future
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop the worker after the requests already queued."""
-        if self._thread is not None:
-            self._queue.put(_STOP)
-            self._thread.join(timeout)
-
-    # -- on the loop ----------------------------------------------------------------------
-    def _wait(self, item: _Item) -> None:
-        """Hold ``item`` for the next flush: once the loop has read what arrived with it."""
-        self._waiting.append(item)
-        self._waiting_rows += len(item.data.rows)
-        full = self._waiting_rows >= self.max_batch_size
-        if self._flush_at is None:
-            self._timed = self.max_wait_s > 0 and not full
-            if self._timed:  # a lone first request waits for company
-                self._flush_at = self._loop.call_later(self.max_wait_s, self._flush)
-            else:
-                self._flush_at = self._loop.call_soon(self._flush)
-        elif full and self._timed:  # a full batch does not wait out max_wait
-            self._flush_at.cancel()
-            self._timed = False
-            self._flush_at = self._loop.call_soon(self._flush)
-
-    def _flush(self) -> None:
-        self._flush_at = None
-        waiting, self._waiting, self._waiting_rows = self._waiting, [], 0
-        batch: list[_Item] = []
-        rows = 0
-        for item in waiting:  # batches of up to max_batch_size rows; a request is never split
-            n = len(item.data.rows)
-            if batch and rows + n > self.max_batch_size:
-                _deliver(self._score(batch))
-                batch, rows = [], 0
-            batch.append(item)
-            rows += n
-        if batch:
-            _deliver(self._score(batch))
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
 
     # -- the worker ---------------------------------------------------------------------
     def _run(self) -> None:
@@ -184,16 +133,11 @@ class MicroBatcher:
                     break
                 items.append(nxt)
                 rows += len(nxt.data.rows)
-            results = self._score(items)
-            if results:
-                try:
-                    self._loop.call_soon_threadsafe(_deliver, results)
-                except RuntimeError:  # the loop is closed: nobody waits any more
-                    pass
+            self._score(items)
             if stop:
                 return
 
-    def _score(self, items: list[_Item]) -> list[tuple[_Item, Any, BaseException | None]]:
+    def _score(self, items: list[_Item]) -> None:
         live = [it for it in items if not it.future.done()]  # timed out: skip
         results: list[tuple[_Item, Any, BaseException | None]] = []
         groups: dict[tuple[int, tuple[str, ...], tuple[str, ...]], list[_Item]] = {}
@@ -202,7 +146,11 @@ class MicroBatcher:
             groups.setdefault(key, []).append(it)
         for group in groups.values():
             results.extend(self._score_group(group))
-        return results
+        if results:
+            try:
+                self._loop.call_soon_threadsafe(_deliver, results)
+            except RuntimeError:  # the loop is closed: nobody waits any more
+                pass
 
     def _score_group(self, group: list[_Item]) -> list[tuple[_Item, Any, BaseException | None]]:
         handle = group[0].handle

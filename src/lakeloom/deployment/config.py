@@ -133,7 +133,10 @@ class RoutingConfig:
 class BatchingConfig:
     """Micro-batching of concurrent requests into one predict call per route."""
 
-    max_batch_size: int = 64
+    #: Rows per predict call at most. Each call pays fixed costs (the hand-off to the worker
+    #: thread and back, the model's own set-up), so batches of whole requests amortise them;
+    #: ~1,000 rows of a tree model take 1-2 ms.
+    max_batch_size: int = 1024
     #: How long a first row waits for others when the model is idle (0: never wait).
     max_wait_s: float = 0.0
 
@@ -366,7 +369,7 @@ def parse_endpoint_config(data: Mapping[str, Any], source: str = "arguments") ->
     bt = r.table(data, "batching")
     batching = BatchingConfig(
         max_batch_size=r.integer(
-            bt.get("max_batch_size", 64), "batching.max_batch_size", 1, 100_000
+            bt.get("max_batch_size", 1024), "batching.max_batch_size", 1, 100_000
         ),
         max_wait_s=r.number(bt.get("max_wait_ms", 0.0), "batching.max_wait_ms", 0.0, 1000.0) / 1000,
     )
@@ -517,7 +520,7 @@ key_header = "X-Routing-Key"      # requests with the same key always reach the 
 key_field = "routing_key"         # ... or a top-level field of the JSON body
 
 [batching]
-max_batch_size = 64
+max_batch_size = 1024             # rows per predict call at most
 max_wait_ms = 0                   # wait for more rows when the model is idle
 
 [limits]

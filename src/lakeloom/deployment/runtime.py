@@ -212,7 +212,6 @@ class EndpointRuntime:
                 self._loop,
                 max_batch_size=batching.max_batch_size,
                 max_wait_s=batching.max_wait_s,
-                on_loop=__import__("os").environ.get("LL_ONLOOP") == "1",
             )
             self.batchers[uri] = batcher
         return batcher
