@@ -177,13 +177,16 @@ def point_in_time_join(
     sources = [opened[lk.table.uri, lk.version] for lk in lookups]
     check_lookups(base.schema, lookups, [source.schema for source in sources])
     con = engine._connect()
+    row_ids = pa.array(np.arange(base.num_rows, dtype=np.int64))  # shared by the lookups
 
     def join(i: int) -> list[pa.ChunkedArray]:
         cursor = con.cursor()  # a connection of its own: registrations are per connection
         try:
             cursor.execute("set TimeZone='UTC'")
             source = sources[i]
-            return _join_lookup(cursor, base, lookups[i], source.expr(cursor), source.schema)
+            return _join_lookup(
+                cursor, base, row_ids, lookups[i], source.expr(cursor), source.schema
+            )
         finally:
             cursor.close()
 
@@ -203,6 +206,7 @@ def point_in_time_join(
 def _join_lookup(
     con: duckdb.DuckDBPyConnection,
     base: pa.Table,
+    row_ids: pa.Array,
     lookup: PointInTimeLookup,
     expr: str,
     schema: pa.Schema,
@@ -215,7 +219,7 @@ def _join_lookup(
     own sort by row number; several are scattered into place as they stream in.
     """
     n = base.num_rows
-    cols: dict[str, pa.ChunkedArray | pa.Array] = {ROW_ID: pa.array(np.arange(n, dtype=np.int64))}
+    cols: dict[str, pa.ChunkedArray | pa.Array] = {ROW_ID: row_ids}
     select = [ROW_ID]
     for j, name in enumerate(lookup.spine_key_columns):
         cols[f"__k{j}"] = base.column(name)
@@ -230,7 +234,9 @@ def _join_lookup(
         if parts == 1:
             spine_sql = f"select {', '.join(select)} from __lakeloom_spine"
             query = _lookup_query(lookup, expr, schema, spine_sql, key_list, 1, 0)
-            joined = con.sql(f"{query} order by {ROW_ID}").to_arrow_table().drop_columns(ROW_ID)
+            joined = con.sql(
+                f"select * exclude ({ROW_ID}) from ({query}) order by {ROW_ID}"
+            ).to_arrow_table()
         else:
             joined = _gathered(con, lookup, expr, schema, select, key_list, parts, n)
     finally:
