@@ -177,7 +177,9 @@ def point_in_time_join(
     sources = [opened[lk.table.uri, lk.version] for lk in lookups]
     check_lookups(base.schema, lookups, [source.schema for source in sources])
     con = engine._connect()
-    row_ids = pa.array(np.arange(base.num_rows, dtype=np.int64))  # shared by the lookups
+    # Shared by the lookups; 32-bit numbers sort faster (and are half the memory).
+    n = base.num_rows
+    row_ids = pa.array(np.arange(n, dtype=np.int32 if n < 2**31 else np.int64))
 
     def join(i: int) -> list[pa.ChunkedArray]:
         cursor = con.cursor()  # a connection of its own: registrations are per connection

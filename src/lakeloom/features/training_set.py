@@ -372,7 +372,8 @@ class TrainingSet:
     @cached_property
     def _result(self) -> pa.Table:
         n = self._labels.num_rows
-        spine = self._labels.append_column(LABEL_ROW, pa.array(np.arange(n, dtype=np.int64)))
+        rows = np.arange(n, dtype=np.int32 if n < 2**31 else np.int64)
+        spine = self._labels.append_column(LABEL_ROW, pa.array(rows))
         if self.write_time_cutoff:
             result = self._join_with_cutoff(spine)
         else:
@@ -386,7 +387,8 @@ class TrainingSet:
     def _in_label_order(result: pa.Table) -> pa.Table:
         rows = result.column(LABEL_ROW).to_numpy()
         n = len(rows)
-        if n and bool(np.all(rows == np.arange(n))):
+        # Each label row comes back once: increasing from 0 to n - 1 means in label order.
+        if n and rows[0] == 0 and rows[-1] == n - 1 and bool(np.all(rows[1:] > rows[:-1])):
             return result
         order = np.empty(n, dtype=np.int64)
         order[rows] = np.arange(n, dtype=np.int64)
