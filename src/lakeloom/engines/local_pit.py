@@ -177,9 +177,10 @@ def point_in_time_join(
     sources = [opened[lk.table.uri, lk.version] for lk in lookups]
     check_lookups(base.schema, lookups, [source.schema for source in sources])
     con = engine._connect()
-    # Shared by the lookups; 32-bit numbers sort faster (and are half the memory).
+    # Shared by the lookups. A single partition is sorted by them: 32-bit numbers sort
+    # faster; numpy scatters partitions by 64-bit ones (what it indexes with).
     n = base.num_rows
-    row_ids = pa.array(np.arange(n, dtype=np.int32 if n < 2**31 else np.int64))
+    row_ids = pa.array(np.arange(n, dtype=np.int32 if n <= PARTITION_ROWS else np.int64))
 
     def join(i: int) -> list[pa.ChunkedArray]:
         cursor = con.cursor()  # a connection of its own: registrations are per connection
