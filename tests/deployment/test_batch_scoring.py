@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from deployment_support import COLUMNS, Registry, churn_frame
 
-from conftest import COLUMNS, Registry, churn_frame
 from lakeloom import Workspace
 from lakeloom.errors import (
     InvalidArgument,

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import requests
 from click.testing import CliRunner
+from deployment_support import COLUMNS, Registry, records
 
-from conftest import COLUMNS, Registry, records
 from lakeloom.cli import cli
 from lakeloom.deployment import hash_api_key
 

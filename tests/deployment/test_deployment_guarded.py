@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from conftest import API_KEY, Endpoint
+from deployment_support import API_KEY, Endpoint
 
 OK = {"dataframe_records": [{"sleep": 0.0}]}
 

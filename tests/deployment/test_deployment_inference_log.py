@@ -7,8 +7,8 @@ import time
 from typing import Any
 
 import pyarrow as pa
+from deployment_support import COLUMNS, Endpoint, Registry, records
 
-from conftest import COLUMNS, Endpoint, Registry, records
 from lakeloom.deployment.config import InferenceTableConfig
 from lakeloom.deployment.inference_log import META_COLUMNS, InferenceLogger, LogEntry
 

@@ -7,8 +7,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-
-from conftest import COLUMNS, Endpoint, Registry, records, split
+from deployment_support import COLUMNS, Endpoint, Registry, records, split
 
 SECRET = "SECRET-VALUE-7731"
 

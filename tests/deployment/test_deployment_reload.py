@@ -7,8 +7,7 @@ import time
 from collections import Counter
 
 import requests
-
-from conftest import COLUMNS, Endpoint, Registry, records
+from deployment_support import COLUMNS, Endpoint, Registry, records
 
 
 class Load:

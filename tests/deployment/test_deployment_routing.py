@@ -9,8 +9,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
-
-from conftest import COLUMNS, Endpoint, Registry, endpoint_toml, records
+from deployment_support import COLUMNS, Endpoint, Registry, endpoint_toml, records
 
 N = 2000
 

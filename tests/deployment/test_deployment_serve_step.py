@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pytest
+from deployment_support import COLUMNS, Registry
 
-from conftest import COLUMNS, Registry
 from lakeloom.pipelines.kinds.serve import NEW_CATEGORY, ServeDemoParams, serve_demo
 from lakeloom.pipelines.steps import StepContext
 
