@@ -78,7 +78,6 @@ def _pipeline(c: float) -> Any:
 
 def _log_sklearn(model: Any, X: pd.DataFrame, name: str, *, pickle: bool = False) -> None:
     import mlflow
-    from mlflow.models import infer_signature
 
     from lakeloom.models import required_trusted_types
 
@@ -90,14 +89,30 @@ def _log_sklearn(model: Any, X: pd.DataFrame, name: str, *, pickle: bool = False
             "skops_trusted_types": required_trusted_types(model),
         }
     )
+    _register(mlflow.sklearn.log_model, model, X, model.predict(X), name, "scikit-learn", **kwargs)
+
+
+def _register(
+    log_model: Callable[..., Any],
+    model: Any,
+    X: pd.DataFrame,
+    predicted: Any,
+    name: str,
+    requirement: str,
+    **kwargs: Any,
+) -> None:
+    """Log ``model`` with a flavor's ``log_model`` in a run of its own; register it as ``name``."""
+    import mlflow
+    from mlflow.models import infer_signature
+
     with mlflow.start_run():
-        mlflow.sklearn.log_model(
+        log_model(
             model,
             name="model",
-            signature=infer_signature(X, model.predict(X)),
+            signature=infer_signature(X, predicted),
             input_example=X.head(3),
             registered_model_name=name,
-            pip_requirements=["mlflow", "scikit-learn"],  # no requirement inference: fast
+            pip_requirements=["mlflow", requirement],  # no requirement inference: fast
             **kwargs,
         )
 
@@ -131,7 +146,6 @@ def _log_lightgbm(name: str) -> list[str]:
     import lightgbm as lgb
     import mlflow
     import mlflow.lightgbm
-    from mlflow.models import infer_signature
 
     rng = np.random.default_rng(5)
     cols = [f"x{i}" for i in range(6)]
@@ -139,15 +153,7 @@ def _log_lightgbm(name: str) -> list[str]:
     y = (X.x0 + X.x1 > 0).astype(int)
     params = {"objective": "binary", "verbose": -1, "num_threads": 1}
     booster = lgb.train(params, lgb.Dataset(X, y), num_boost_round=10)
-    with mlflow.start_run():
-        mlflow.lightgbm.log_model(
-            booster,
-            name="model",
-            signature=infer_signature(X, booster.predict(X)),
-            input_example=X.head(2),
-            registered_model_name=name,
-            pip_requirements=["mlflow", "lightgbm"],
-        )
+    _register(mlflow.lightgbm.log_model, booster, X, booster.predict(X), name, "lightgbm")
     return cols
 
 
