@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from lakeloom.deployment.config import BatchingConfig
 from lakeloom.deployment.models import ModelHandle
 from lakeloom.deployment.protocol import ScoringInput
 
@@ -72,7 +73,7 @@ class MicroBatcher:
         name: str,
         loop: asyncio.AbstractEventLoop,
         *,
-        max_batch_size: int = 1024,
+        max_batch_size: int = BatchingConfig.max_batch_size,
         max_wait_s: float = 0.0,
     ) -> None:
         self.name = name

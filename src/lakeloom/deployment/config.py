@@ -369,7 +369,10 @@ def parse_endpoint_config(data: Mapping[str, Any], source: str = "arguments") ->
     bt = r.table(data, "batching")
     batching = BatchingConfig(
         max_batch_size=r.integer(
-            bt.get("max_batch_size", 1024), "batching.max_batch_size", 1, 100_000
+            bt.get("max_batch_size", BatchingConfig.max_batch_size),
+            "batching.max_batch_size",
+            1,
+            100_000,
         ),
         max_wait_s=r.number(bt.get("max_wait_ms", 0.0), "batching.max_wait_ms", 0.0, 1000.0) / 1000,
     )
@@ -520,7 +523,7 @@ key_header = "X-Routing-Key"      # requests with the same key always reach the 
 key_field = "routing_key"         # ... or a top-level field of the JSON body
 
 [batching]
-max_batch_size = 1024             # rows per predict call at most
+max_batch_size = {BatchingConfig.max_batch_size}             # rows per predict call at most
 max_wait_ms = 0                   # wait for more rows when the model is idle
 
 [limits]

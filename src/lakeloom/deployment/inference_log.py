@@ -140,7 +140,6 @@ class InferenceLogger:
         # Converted to Arrow, not yet committed (the writer thread's, under the lock).
         self._lock = threading.Lock()
         self._staged: list[pa.Table] = []
-        self._staged_rows = 0
         self._last_commit = time.monotonic()
 
     # -- the loop side ------------------------------------------------------------------
@@ -191,12 +190,11 @@ class InferenceLogger:
             self._failed(exc, len(entries))
             return
         self._staged.append(table)
-        self._staged_rows += table.num_rows
 
     def _commit(self) -> int:
         """Append what is staged to the table in one commit; returns the rows written."""
         self._last_commit = time.monotonic()
-        staged, self._staged, self._staged_rows = self._staged, [], 0
+        staged, self._staged = self._staged, []
         if not staged:
             return 0
         try:
@@ -213,6 +211,11 @@ class InferenceLogger:
             written += table.num_rows
         self.rows_written += written
         return written
+
+    @property
+    def _staged_rows(self) -> int:
+        """Rows converted to Arrow and not yet committed."""
+        return sum(t.num_rows for t in self._staged)
 
     def _failed(self, exc: Exception, count: int) -> None:
         self.write_errors += 1

@@ -169,7 +169,9 @@ class PyfuncHandle:
             allow_pickle=request.allow_pickle,
             what=f"model {request.name} version {request.version}",
         )
-        self._booster, self._order = self._numeric_booster()
+        self._booster, order = self._numeric_booster()
+        # The booster's feature order, when it differs from the schema's (None: the same).
+        self._order = None if order == list(range(len(order or ()))) else order
 
     @property
     def input_schema(self) -> InputSchema | None:
@@ -209,12 +211,12 @@ class PyfuncHandle:
     def predict_matrix(self, columns: tuple[str, ...], matrix: np.ndarray[Any, Any]) -> list[Any]:
         """Score all-double rows given as one float64 matrix (columns in ``columns`` order)."""
         n = len(matrix)
-        if self._booster is None or self._order is None:
+        if self._booster is None:
             import pandas as pd
 
             frame = pd.DataFrame(matrix, columns=list(columns), copy=False)
             return _predictions(self.model.predict(frame), n)
-        if self._order != list(range(len(self._order))):
+        if self._order is not None:
             matrix = matrix[:, self._order]
         # Micro-batches are small: OpenMP threads cost more than they save there (and on a
         # busy machine a thread waiting for a core stalls the whole call).
