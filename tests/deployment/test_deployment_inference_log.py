@@ -206,3 +206,19 @@ def test_batches_take_whole_requests_up_to_the_cap() -> None:
     answers = asyncio.run(score())
     assert calls == [1, 250, 300, 20]  # 100 + 100 + 50; 300 alone; then 20
     assert answers == [[float(i)] * n for i, n in enumerate(sizes)]
+
+
+def test_staged_tables_whose_inputs_clash_are_committed_one_by_one(registry: Registry) -> None:
+    """Two conversions whose same-named input has clashing types cannot be one table: each is
+    appended on its own, the second without its typed columns, and no row is lost."""
+    config = InferenceTableConfig(flush_interval_s=3600)
+    logger = InferenceLogger(registry.ws.tables, "lakeloom.inference_clash", "clash", config)
+    first = LogEntry("a", time.time(), "a", "m", 1, 200, 1.0, ("x",), ("double",), [(1.5,)], [0])
+    second = LogEntry("b", time.time(), "b", "m", 1, 200, 1.0, ("x",), ("string",), [("s",)], [1])
+    logger.log(first)
+    logger._stage()
+    logger.log(second)
+    assert logger.flush() == 2
+    assert logger.write_errors == 0
+    rows = registry.ws.sql("select request_id, x from lakeloom.inference_clash order by 1")
+    assert rows.to_pylist() == [{"request_id": "a", "x": 1.5}, {"request_id": "b", "x": None}]
